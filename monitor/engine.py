@@ -1,0 +1,346 @@
+"""The engine: the one writer. Applies the rules and group-commits state, history and alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from monitor import rules
+from monitor.model import Event, Observation, Ont, OntState, Source, Thresholds
+from monitor.ports import AlertSink, Batch, Clock, HistoryEntry, Mute, Router, StaticRouter, Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class UnknownOnt(LookupError):
+    """The observation or command names an ONT that is not in the inventory."""
+
+    def __init__(self, ont_id: str) -> None:
+        super().__init__(f"unknown ONT id {ont_id!r}")
+        self.ont_id = ont_id
+
+
+class StoreUnavailable(RuntimeError):
+    """The batch could not be made durable (disk full, database locked, ...)."""
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    apply: Callable[[_Txn], T]
+    future: asyncio.Future[T]
+
+
+@dataclass(slots=True)
+class _Txn:
+    """One batch in the making: the changes to write and how to undo them in memory."""
+
+    engine: Engine
+    now: datetime
+    batch: Batch = field(default_factory=Batch)
+    undo_onts: dict[str, Ont | None] = field(default_factory=dict)
+    undo_states: dict[str, OntState | None] = field(default_factory=dict)
+    undo_mutes: dict[str, Mute | None] = field(default_factory=dict)
+    events: list[tuple[Event, Ont | None]] = field(default_factory=list)
+
+    def put_ont(self, ont: Ont) -> None:
+        e = self.engine
+        self.undo_onts.setdefault(ont.id, e.onts.get(ont.id))
+        e.onts[ont.id] = ont
+        self.batch.onts[ont.id] = ont
+        self.batch.deleted.discard(ont.id)
+
+    def delete_ont(self, ont_id: str) -> None:
+        e = self.engine
+        self.undo_onts.setdefault(ont_id, e.onts.get(ont_id))
+        self.undo_states.setdefault(ont_id, e.states.get(ont_id))
+        e.onts.pop(ont_id, None)
+        e.states.pop(ont_id, None)
+        self.batch.onts.pop(ont_id, None)
+        self.batch.states.pop(ont_id, None)
+        self.batch.deleted.add(ont_id)
+
+    def put_state(self, state: OntState) -> None:
+        e = self.engine
+        self.undo_states.setdefault(state.ont_id, e.states.get(state.ont_id))
+        e.states[state.ont_id] = state
+        self.batch.states[state.ont_id] = state
+
+    def put_mute(self, target: str, mute: Mute | None) -> None:
+        e = self.engine
+        self.undo_mutes.setdefault(target, e.mutes.get(target))
+        if mute is None:
+            e.mutes.pop(target, None)
+        else:
+            e.mutes[target] = mute
+        self.batch.mutes[target] = mute
+
+    def emit(self, event: Event) -> None:
+        ont = self.engine.onts.get(event.ont_id) if event.ont_id else None
+        self.batch.alerts.append((event, ont, self.engine.router.chats_for(event)))
+        self.events.append((event, ont))
+
+    def record(self, entry: HistoryEntry) -> None:
+        self.batch.history.append(entry)
+
+    def rollback(self) -> None:
+        e = self.engine
+        for mapping, undo in (
+            (e.onts, self.undo_onts),
+            (e.states, self.undo_states),
+            (e.mutes, self.undo_mutes),
+        ):
+            for key, old in undo.items():
+                if old is None:
+                    mapping.pop(key, None)  # type: ignore[attr-defined]
+                else:
+                    mapping[key] = old  # type: ignore[index]
+
+
+class Engine:
+    """Single writer over the inventory and live state; every status source calls ingest."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        thresholds: Thresholds | None = None,
+        router: Router | None = None,
+        sinks: Sequence[AlertSink] = (),
+        max_batch: int = 20_000,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.thresholds = thresholds or Thresholds()
+        self.router: Router = router or StaticRouter(())
+        self.sinks = list(sinks)
+        self.max_batch = max_batch
+        self.onts: dict[str, Ont] = {}
+        self.states: dict[str, OntState] = {}
+        self.mutes: dict[str, Mute] = {}
+        self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # batches written, for metrics and tests
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the stored state and start the writer."""
+        onts, states, mutes = await self.store.load()
+        self.onts = {o.id: o for o in onts}
+        self.states = {s.ont_id: s for s in states}
+        self.mutes = {m.target: m for m in mutes}
+        for ont_id in self.onts.keys() - self.states.keys():
+            self.states[ont_id] = OntState(ont_id=ont_id)
+        self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
+
+    async def stop(self) -> None:
+        """Finish queued work, then stop the writer."""
+        if self._writer is None:
+            return
+        await self._queue.join()
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None
+
+    # -- reads (the in-memory view; it only ever holds committed or committing data) ---------
+
+    def get(self, ont_id: str) -> tuple[Ont, OntState] | None:
+        """Inventory and state of one ONT."""
+        ont = self.onts.get(ont_id)
+        return (ont, self.states[ont_id]) if ont else None
+
+    def items(self) -> list[tuple[Ont, OntState]]:
+        """Every ONT with its state."""
+        return [(o, self.states[i]) for i, o in self.onts.items()]
+
+    def is_muted(self, ont: Ont, now: datetime) -> bool:
+        """Whether the ONT or its area is silenced at now."""
+        for target in (f"ont:{ont.id}", f"area:{ont.area}"):
+            mute = self.mutes.get(target)
+            if mute is not None and mute.until > now:
+                return True
+        return False
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def ingest(self, obs: Observation) -> OntState:
+        """Apply one observation; returns the new state once it is durably stored."""
+        return await self._submit(lambda tx: self._apply(tx, obs))
+
+    async def ingest_many(self, observations: Sequence[Observation]) -> list[OntState | UnknownOnt]:
+        """Apply many observations in one batch; unknown ONTs are reported per item."""
+
+        def apply(tx: _Txn) -> list[OntState | UnknownOnt]:
+            out: list[OntState | UnknownOnt] = []
+            for obs in observations:
+                try:
+                    out.append(self._apply(tx, obs))
+                except UnknownOnt as exc:
+                    out.append(exc)
+            return out
+
+        return await self._submit(apply)
+
+    async def upsert(self, onts: Sequence[Ont], baseline: Iterable[Observation] = ()) -> list[bool]:
+        """Create or update ONTs (True = created), then apply baseline observations."""
+
+        def apply(tx: _Txn) -> list[bool]:
+            created = []
+            for ont in onts:
+                old = self.onts.get(ont.id)
+                tx.put_ont(ont)
+                if ont.id not in self.states:
+                    tx.put_state(OntState(ont_id=ont.id))
+                created.append(old is None)
+                event = rules.check_inventory(old, ont, tx.now)
+                if event is not None:
+                    tx.emit(event)
+            for obs in baseline:
+                self._apply(tx, obs)
+            return created
+
+        return await self._submit(apply)
+
+    async def delete(self, ont_id: str) -> None:
+        """Remove an ONT, its state and its mute."""
+
+        def apply(tx: _Txn) -> None:
+            if ont_id not in self.onts:
+                raise UnknownOnt(ont_id)
+            tx.delete_ont(ont_id)
+            if f"ont:{ont_id}" in self.mutes:
+                tx.put_mute(f"ont:{ont_id}", None)
+
+        await self._submit(apply)
+
+    async def ack(self, ont_id: str, by: str) -> tuple[OntState, str]:
+        """Acknowledge the ONT's open incident; the reason tells what happened."""
+
+        def apply(tx: _Txn) -> tuple[OntState, str]:
+            state = self._state(ont_id)
+            new, reason = rules.acknowledge(state, by, tx.now)
+            if new is not state:
+                tx.put_state(new)
+            return new, reason
+
+        return await self._submit(apply)
+
+    async def mute(self, target: str, until: datetime, by: str) -> Mute:
+        """Silence an ONT ("ont:<id>") or an area ("area:<name>") until a time."""
+
+        def apply(tx: _Txn) -> Mute:
+            kind, _, name = target.partition(":")
+            if kind == "ont":
+                self._state(name)
+            elif kind != "area" or not name:
+                raise ValueError(f"mute target must be ont:<id> or area:<name>, got {target!r}")
+            mute = Mute(target=target, until=until, by=by)
+            tx.put_mute(target, mute)
+            return mute
+
+        return await self._submit(apply)
+
+    async def unmute(self, target: str) -> bool:
+        """Lift a silence; False when there was none."""
+
+        def apply(tx: _Txn) -> bool:
+            if target not in self.mutes:
+                return False
+            tx.put_mute(target, None)
+            return True
+
+        return await self._submit(apply)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _state(self, ont_id: str) -> OntState:
+        if ont_id not in self.onts:
+            raise UnknownOnt(ont_id)
+        return self.states[ont_id]
+
+    def _apply(self, tx: _Txn, obs: Observation) -> OntState:
+        state = self._state(obs.ont_id)
+        ont = self.onts[obs.ont_id]
+        ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
+        decision = rules.decide(ont, state, obs, ctx)
+        tx.put_state(decision.state)
+        for event in decision.events:
+            tx.emit(event)
+        if obs.source is not Source.PROBE or decision.changed:
+            s = decision.state
+            tx.record(
+                HistoryEntry(
+                    ont_id=s.ont_id,
+                    at=obs.at,
+                    source=obs.source,
+                    status=s.status,
+                    rto_count=s.rto_count,
+                    severity=s.severity,
+                    reason=decision.reason,
+                )
+            )
+        return decision.state
+
+    async def _submit(self, apply: Callable[[_Txn], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("engine is not started")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(apply, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            # Group commit: everything that queued up while the last commit ran shares this one.
+            while not self._queue.empty() and len(jobs) < self.max_batch:
+                jobs.append(self._queue.get_nowait())
+            try:
+                await self._run_batch(jobs)
+            finally:
+                for _ in jobs:
+                    self._queue.task_done()
+
+    async def _run_batch(self, jobs: list[_Job[Any]]) -> None:
+        tx = _Txn(self, now=self.clock())
+        results: list[tuple[_Job[Any], Any, BaseException | None]] = []
+        for job in jobs:
+            if job.future.cancelled():
+                continue
+            try:
+                results.append((job, job.apply(tx), None))
+            except (LookupError, ValueError) as exc:
+                results.append((job, None, exc))
+        if tx.batch:
+            try:
+                await self.store.commit(tx.batch)
+            except Exception as exc:
+                tx.rollback()
+                log.error("commit of %d jobs failed: %s", len(jobs), exc)
+                failure = StoreUnavailable(f"could not store the change: {exc}")
+                for job, _, _ in results:
+                    if not job.future.done():
+                        job.future.set_exception(failure)
+                return
+            self.commits += 1
+        for job, value, exc in results:
+            if job.future.done():
+                continue
+            if exc is not None:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(value)
+        if tx.events:
+            for sink in self.sinks:
+                try:
+                    sink.committed(tx.events)
+                except Exception:
+                    log.exception("alert sink %r failed", sink)

@@ -1,0 +1,213 @@
+"""Domain types: the ONT, what is observed of it, its live state, incidents and events."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+
+class Status(enum.StrEnum):
+    """Reachability of an ONT as the rules see it."""
+
+    ON = "ON"
+    OFF = "OFF"
+    UNKNOWN = "UNKNOWN"
+
+
+class Severity(enum.StrEnum):
+    """Severity of an incident; OK means no incident."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order for comparisons: ok < warning < critical."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class Source(enum.StrEnum):
+    """Where an observation came from."""
+
+    PUSH = "push"
+    PROBE = "probe"
+    SIMULATE = "simulate"
+    IMPORT = "import"
+
+
+class EventKind(enum.StrEnum):
+    """What happened to an incident (or to the inventory)."""
+
+    OPENED = "opened"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    REMINDER = "reminder"
+    INVALID_IP = "invalid_ip"
+    FLAPPING = "flapping"
+    FLAPPING_ENDED = "flapping_ended"
+    MASS_OUTAGE = "mass_outage"
+    MASS_OUTAGE_RESOLVED = "mass_outage_resolved"
+    MONITOR_OFFLINE = "monitor_offline"
+    MONITOR_ONLINE = "monitor_online"
+
+
+def ip_is_valid(ip: str | None) -> bool:
+    """True when ip is a usable unicast IPv4/IPv6 host address."""
+    if not ip:
+        return False
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return False
+    return not (addr.is_unspecified or addr.is_multicast or _is_broadcast(addr))
+
+
+def _is_broadcast(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return isinstance(addr, ipaddress.IPv4Address) and addr == ipaddress.IPv4Address(
+        "255.255.255.255"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ont:
+    """Inventory record of one customer ONT."""
+
+    id: str
+    name: str = ""
+    customer_id: str = ""
+    location: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    ip: str = ""
+    area: str = ""
+
+    @property
+    def ip_valid(self) -> bool:
+        """Whether the IP can be probed."""
+        return ip_is_valid(self.ip)
+
+    @property
+    def label(self) -> str:
+        """Short human label: name, else id."""
+        return self.name or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A fact about one ONT: a pushed status, or a probe's reply/loss."""
+
+    ont_id: str
+    at: datetime
+    source: Source = Source.PUSH
+    status: Status | None = None
+    rto_count: int | None = None
+    replied: bool | None = None  # probes only: echo answered or lost
+
+    @classmethod
+    def push(
+        cls,
+        ont_id: str,
+        status: Status,
+        rto_count: int | None,
+        at: datetime,
+        source: Source = Source.PUSH,
+    ) -> Observation:
+        """A status report from outside (HTTP push, simulator, import)."""
+        return cls(ont_id=ont_id, at=at, source=source, status=status, rto_count=rto_count)
+
+    @classmethod
+    def probe(cls, ont_id: str, replied: bool, at: datetime) -> Observation:
+        """One ICMP echo's outcome."""
+        return cls(ont_id=ont_id, at=at, source=Source.PROBE, replied=replied)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """The open problem of one ONT, from leaving ok until it is ON with rto 0 again."""
+
+    severity: Severity
+    opened_at: datetime
+    reason: str
+    escalated_at: datetime | None = None
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    last_notified_at: datetime | None = None
+    mass_outage: str = ""  # area key of the mass outage it was folded into, if any
+
+
+@dataclass(frozen=True, slots=True)
+class OntState:
+    """Live state of one ONT."""
+
+    ont_id: str
+    status: Status = Status.UNKNOWN
+    rto_count: int = 0
+    status_since: datetime | None = None
+    last_seen: datetime | None = None
+    last_on: datetime | None = None
+    incident: Incident | None = None
+    flapping: bool = False
+    transitions: tuple[datetime, ...] = ()  # recent ON<->OFF changes, for flap detection
+
+    @property
+    def severity(self) -> Severity:
+        """Severity of the open incident, ok when none."""
+        return self.incident.severity if self.incident else Severity.OK
+
+    def evolve(self, **changes: object) -> OntState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something worth telling people: an incident opened, escalated, resolved, ..."""
+
+    kind: EventKind
+    severity: Severity
+    at: datetime
+    reason: str
+    ont_id: str = ""
+    area: str = ""
+    status: Status | None = None
+    rto_count: int | None = None
+    duration: timedelta | None = None  # resolved: how long it was down
+    members: tuple[str, ...] = ()  # mass outage: ONT ids
+    notify: bool = True  # False: recorded, but no message (e.g. folded into a mass outage)
+
+    @property
+    def key(self) -> str:
+        """What the event is about: the ONT id, or area:<area> for area-wide events."""
+        return self.ont_id or f"area:{self.area}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the rules decided for one observation or tick: the new state, events and why."""
+
+    state: OntState
+    events: tuple[Event, ...] = ()
+    reason: str = ""
+    changed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Alert thresholds (settings with DESIGN.md's defaults)."""
+
+    critical_rto: int = 3
+    critical_off_after: timedelta = timedelta(hours=1)
+    down_after: int = 2  # probes: consecutive lost echoes before OFF
+    reminder_every: timedelta = timedelta(hours=1)
+    flap_transitions: int = 5
+    flap_window: timedelta = timedelta(minutes=10)
+    mass_min_onts: int = 5
+    mass_area_share: float = 0.30
+    mass_window: timedelta = timedelta(minutes=2)
+    health_silent_share: float = 0.90

@@ -1,0 +1,90 @@
+"""What the engine needs from outside, as Protocols; storage/ and ontwatch/ provide them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from monitor.model import Event, Ont, OntState, Severity, Source, Status
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One applied observation or state change, for an ONT's history."""
+
+    ont_id: str
+    at: datetime
+    source: Source
+    status: Status
+    rto_count: int
+    severity: Severity
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """A silence on one ONT (target "ont:<id>") or one area ("area:<name>")."""
+
+    target: str
+    until: datetime
+    by: str = ""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one group commit writes, in one transaction."""
+
+    onts: dict[str, Ont] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    states: dict[str, OntState] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    alerts: list[tuple[Event, Ont | None, tuple[int, ...]]] = field(default_factory=list)
+    mutes: dict[str, Mute | None] = field(default_factory=dict)  # None = remove
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.onts or self.deleted or self.states or self.history or self.alerts or self.mutes
+        )
+
+
+class Store(Protocol):
+    """Durable state behind the engine."""
+
+    async def load(self) -> tuple[list[Ont], list[OntState], list[Mute]]:
+        """Inventory, live states and active mutes, at start-up."""
+        ...
+
+    async def commit(self, batch: Batch) -> None:
+        """Write the batch in one transaction; raise if it could not be made durable."""
+        ...
+
+
+class Router(Protocol):
+    """Which chats receive an event."""
+
+    def chats_for(self, event: Event) -> tuple[int, ...]:
+        """Chat ids that must get a message for this event."""
+        ...
+
+
+class StaticRouter:
+    """Every notified event goes to the same alert chats."""
+
+    def __init__(self, chats: Sequence[int]) -> None:
+        self._chats = tuple(chats)
+
+    def chats_for(self, event: Event) -> tuple[int, ...]:
+        """All alert chats, when the event is to be told at all."""
+        return self._chats if event.notify else ()
+
+
+class AlertSink(Protocol):
+    """Told about events after they are durably stored (e.g. to log them or wake delivery)."""
+
+    def committed(self, events: Sequence[tuple[Event, Ont | None]]) -> None:
+        """Called once per commit with its events."""
+        ...

@@ -1,0 +1,187 @@
+"""The alert rules: pure functions of (state, observation or tick, now). No I/O, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from monitor.model import (
+    Decision,
+    Event,
+    EventKind,
+    Incident,
+    Observation,
+    Ont,
+    OntState,
+    Severity,
+    Source,
+    Status,
+    Thresholds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the rules need besides state and observation: thresholds and silences."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    muted: bool = False
+
+
+def classify(state: OntState, now: datetime, th: Thresholds) -> tuple[Severity, str]:
+    """Severity the ONT's condition calls for, with the reason (DESIGN.md's severity table)."""
+    if state.rto_count >= th.critical_rto:
+        return Severity.CRITICAL, f"rto_count {state.rto_count} >= {th.critical_rto}"
+    if (
+        state.status is Status.OFF
+        and state.status_since is not None
+        and now - state.status_since > th.critical_off_after
+    ):
+        return Severity.CRITICAL, f"OFF for more than {_fmt_td(th.critical_off_after)}"
+    if state.status is Status.OFF:
+        return Severity.WARNING, "went OFF"
+    if state.rto_count > 0:
+        return Severity.WARNING, f"rto_count {state.rto_count} > 0"
+    return Severity.OK, "ON, rto 0" if state.status is Status.ON else "no problem known"
+
+
+def observe(state: OntState, obs: Observation, th: Thresholds) -> tuple[Status, int]:
+    """Status and rto_count after an observation: a probe's facts or a push's report."""
+    if obs.replied is not None:
+        if obs.replied:
+            return Status.ON, 0
+        rto = state.rto_count + 1
+        return (Status.OFF if rto >= th.down_after else state.status), rto
+    status = obs.status or state.status
+    if obs.rto_count is not None:
+        return status, obs.rto_count
+    # A push without rto_count: ON clears it, OFF keeps what we knew.
+    return status, 0 if status is Status.ON else state.rto_count
+
+
+def advance_incident(
+    state: OntState, target: Severity, reason: str, at: datetime
+) -> tuple[Incident | None, Event | None]:
+    """Open, escalate or resolve the incident; one event per change, none for repeats."""
+    inc = state.incident
+    if inc is None:
+        if target is Severity.OK:
+            return None, None
+        opened = Incident(severity=target, opened_at=at, reason=reason)
+        return opened, _event(EventKind.OPENED, target, at, reason, state)
+    if target is Severity.OK:
+        if state.status is not Status.ON:
+            return inc, None  # resolution needs a positive sign of life, not just "unknown"
+        event = _event(EventKind.RESOLVED, inc.severity, at, reason, state)
+        return None, replace(event, duration=at - inc.opened_at)
+    if target.rank > inc.severity.rank:
+        escalated = replace(inc, severity=target, escalated_at=at, reason=reason)
+        return escalated, _event(EventKind.ESCALATED, target, at, reason, state)
+    return inc, None
+
+
+def detect_flapping(
+    state: OntState, at: datetime, th: Thresholds
+) -> tuple[tuple[datetime, ...], bool, Event | None]:
+    """Trim the transition log to the window; report flapping once when it starts."""
+    recent = tuple(t for t in state.transitions if at - t <= th.flap_window)
+    if state.flapping or len(recent) < th.flap_transitions:
+        return recent, state.flapping, None
+    reason = f"{len(recent)} transitions in {_fmt_td(th.flap_window)}"
+    return recent, True, _event(EventKind.FLAPPING, Severity.WARNING, at, reason, state)
+
+
+def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decision:
+    """Apply one observation to one ONT's state: the new state, its events and why."""
+    th = ctx.thresholds
+    at = obs.at
+    status, rto = observe(state, obs, th)
+    status_changed = status is not state.status
+    transitions = state.transitions
+    if status_changed and {status, state.status} == {Status.ON, Status.OFF}:
+        transitions = (*transitions, at)
+    new = state.evolve(
+        status=status,
+        rto_count=rto,
+        status_since=at if status_changed or state.status_since is None else state.status_since,
+        last_seen=at,
+        last_on=at if status is Status.ON else state.last_on,
+        transitions=transitions,
+    )
+    transitions, flapping, flap_event = detect_flapping(new, at, th)
+    new = new.evolve(transitions=transitions, flapping=flapping)
+
+    target, reason = classify(new, at, th)
+    incident, event = advance_incident(new, target, reason, at)
+    new = new.evolve(incident=incident)
+    events = tuple(_routed(e, ont, ctx, flapping) for e in (flap_event, event) if e is not None)
+    if obs.source is Source.IMPORT:
+        events = ()  # an import sets a baseline (incidents included); it is not news
+    changed = (new.status, new.rto_count, new.incident, new.flapping) != (
+        state.status,
+        state.rto_count,
+        state.incident,
+        state.flapping,
+    )
+    why = event.reason if event else ("repeat: nothing changed" if not changed else reason)
+    return Decision(state=new, events=events, reason=why, changed=changed)
+
+
+def check_inventory(old: Ont | None, new: Ont, at: datetime) -> Event | None:
+    """A warning when an ONT is saved with an invalid IP (once per IP value)."""
+    if new.ip_valid or (old is not None and old.ip == new.ip):
+        return None
+    shown = repr(new.ip) if new.ip else "empty"
+    return Event(
+        kind=EventKind.INVALID_IP,
+        severity=Severity.WARNING,
+        at=at,
+        ont_id=new.id,
+        area=new.area,
+        reason=f"invalid IP address: {shown}",
+    )
+
+
+def acknowledge(state: OntState, by: str, at: datetime) -> tuple[OntState, str]:
+    """Mark the open incident acknowledged; the reason says what happened."""
+    if state.incident is None:
+        return state, "no open incident"
+    if state.incident.acked_at is not None:
+        return state, f"already acknowledged by {state.incident.acked_by or 'someone'}"
+    incident = replace(state.incident, acked_at=at, acked_by=by)
+    return state.evolve(incident=incident), "acknowledged"
+
+
+def _routed(event: Event, ont: Ont, ctx: Context, flapping: bool) -> Event:
+    """Decide whether an event becomes a message; resolved messages are never dropped."""
+    event = replace(event, area=ont.area)
+    if flapping and event.kind is not EventKind.FLAPPING:
+        return replace(event, notify=False)  # the flapping notice, and later its end, speak for it
+    if event.kind is EventKind.RESOLVED:
+        return event
+    if ctx.muted:
+        return replace(event, notify=False)
+    return event
+
+
+def _event(
+    kind: EventKind, severity: Severity, at: datetime, reason: str, state: OntState
+) -> Event:
+    return Event(
+        kind=kind,
+        severity=severity,
+        at=at,
+        reason=reason,
+        ont_id=state.ont_id,
+        status=state.status,
+        rto_count=state.rto_count,
+    )
+
+
+def _fmt_td(td: timedelta) -> str:
+    seconds = int(td.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"

@@ -1,0 +1,91 @@
+"""Opening the SQLite database: WAL, durability pragmas, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.schema import migrate
+
+BUSY_TIMEOUT_MS = 5000
+
+
+async def connect(path: str | Path, *, readonly: bool = False) -> aiosqlite.Connection:
+    """Open the database (creating its folder and schema when writable)."""
+    path = Path(path)
+    if not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly one transaction.
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: an answered push survives power loss, not only a crash; group commit pays it.
+            await conn.execute("PRAGMA synchronous = FULL")
+            await migrate(conn)
+        else:
+            await conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+class Database:
+    """One writer connection (serialised by a lock) and one reader connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self.write_lock = asyncio.Lock()
+
+    async def open(self) -> Database:
+        """Open both connections, migrating the schema first."""
+        self._writer = await connect(self.path)
+        self._reader = await connect(self.path, readonly=True)
+        return self
+
+    async def close(self) -> None:
+        """Close both connections."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The write connection; hold write_lock around a transaction."""
+        assert self._writer is not None, "database is not open"
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read-only connection (WAL: reads never wait for the writer)."""
+        assert self._reader is not None, "database is not open"
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT on the writer, rolled back on any error."""
+        async with self.write_lock:
+            conn = self.writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read query on the reader."""
+        async with self.reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())

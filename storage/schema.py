@@ -1,0 +1,97 @@
+"""Database schema as a list of versioned migrations (PRAGMA user_version)."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE onts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        customer_id TEXT NOT NULL DEFAULT '',
+        location TEXT NOT NULL DEFAULT '',
+        lat REAL,
+        lon REAL,
+        ip TEXT NOT NULL DEFAULT '',
+        area TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX onts_area ON onts(area);
+    CREATE TABLE ont_state (
+        ont_id TEXT PRIMARY KEY REFERENCES onts(id) ON DELETE CASCADE,
+        status TEXT NOT NULL DEFAULT 'UNKNOWN',
+        rto_count INTEGER NOT NULL DEFAULT 0,
+        status_since TEXT,
+        last_seen TEXT,
+        last_on TEXT,
+        severity TEXT NOT NULL DEFAULT 'ok',
+        incident TEXT,
+        flapping INTEGER NOT NULL DEFAULT 0,
+        transitions TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        ont_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL,
+        rto_count INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX history_ont ON history(ont_id, id);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        ont_id TEXT NOT NULL DEFAULT '',
+        area TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        notify INTEGER NOT NULL DEFAULT 1,
+        read INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX notifications_unread ON notifications(read, id);
+    CREATE INDEX notifications_ont ON notifications(ont_id, id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        chat_id INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        sent_at TEXT,
+        message_id INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox(state, chat_id, id);
+    CREATE TABLE mutes (
+        target TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        by TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE chat_prefs (
+        chat_id INTEGER PRIMARY KEY,
+        lang TEXT
+    );
+    CREATE TABLE subscriptions (
+        chat_id INTEGER NOT NULL,
+        area TEXT NOT NULL,
+        min_severity TEXT NOT NULL DEFAULT 'warning',
+        PRIMARY KEY (chat_id, area)
+    );
+    """,
+]
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Bring the database up to the newest schema; returns the version."""
+    (version,) = await (await conn.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits first; the version bump rides in the same script.
+        await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

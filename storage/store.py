@@ -1,0 +1,110 @@
+"""The engine's Store: loading state at start-up and writing one batch per transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from monitor.model import Ont, OntState
+from monitor.ports import Batch, Mute
+from monitor.summary import summarize
+from storage.codec import (
+    STATE_COLUMNS,
+    event_payload,
+    ont_from_row,
+    ont_row,
+    parse_ts,
+    state_from_row,
+    state_row,
+    ts,
+)
+from storage.database import Database
+
+ONT_COLUMNS = "id, name, customer_id, location, lat, lon, ip, area"
+
+
+class SqliteStore:
+    """monitor.ports.Store on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load(self) -> tuple[list[Ont], list[OntState], list[Mute]]:
+        """Inventory, states and mutes as stored."""
+        conn = self.db.writer
+        async with conn.execute(f"SELECT {ONT_COLUMNS} FROM onts") as cur:
+            onts = [ont_from_row(r) for r in await cur.fetchall()]
+        async with conn.execute(f"SELECT {STATE_COLUMNS} FROM ont_state") as cur:
+            states = [state_from_row(r) for r in await cur.fetchall()]
+        async with conn.execute("SELECT target, until, by FROM mutes") as cur:
+            mutes = [Mute(t, parse_ts(u), b) for t, u, b in await cur.fetchall()]  # type: ignore[arg-type]
+        return onts, states, mutes
+
+    async def commit(self, batch: Batch) -> None:
+        """Write everything in the batch in one transaction."""
+        now = datetime.now(UTC)
+        async with self.db.transaction() as conn:
+            if batch.deleted:
+                ids = [(i,) for i in batch.deleted]
+                await conn.executemany("DELETE FROM ont_state WHERE ont_id = ?", ids)
+                await conn.executemany("DELETE FROM onts WHERE id = ?", ids)
+            if batch.onts:
+                await conn.executemany(
+                    f"INSERT INTO onts ({ONT_COLUMNS}, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
+                    "customer_id=excluded.customer_id, location=excluded.location, "
+                    "lat=excluded.lat, lon=excluded.lon, ip=excluded.ip, area=excluded.area, "
+                    "updated_at=excluded.updated_at",
+                    [ont_row(o, now) for o in batch.onts.values()],
+                )
+            if batch.states:
+                await conn.executemany(
+                    f"INSERT OR REPLACE INTO ont_state ({STATE_COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [state_row(s) for s in batch.states.values()],
+                )
+            if batch.history:
+                await conn.executemany(
+                    "INSERT INTO history (ont_id, at, source, status, rto_count, severity, reason)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (
+                            h.ont_id,
+                            ts(h.at),
+                            h.source.value,
+                            h.status.value,
+                            h.rto_count,
+                            h.severity.value,
+                            h.reason,
+                        )
+                        for h in batch.history
+                    ],
+                )
+            for event, ont, chats in batch.alerts:
+                cur = await conn.execute(
+                    "INSERT INTO notifications (created_at, kind, severity, ont_id, area, message,"
+                    " payload, notify) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        ts(event.at),
+                        event.kind.value,
+                        event.severity.value,
+                        event.ont_id,
+                        event.area,
+                        summarize(event, ont),
+                        json.dumps(event_payload(event, ont)),
+                        int(event.notify),
+                    ),
+                )
+                if chats:
+                    await conn.executemany(
+                        "INSERT INTO outbox (notification_id, chat_id, created_at) VALUES (?,?,?)",
+                        [(cur.lastrowid, chat, ts(now)) for chat in chats],
+                    )
+            for target, mute in batch.mutes.items():
+                if mute is None:
+                    await conn.execute("DELETE FROM mutes WHERE target = ?", (target,))
+                else:
+                    await conn.execute(
+                        "INSERT OR REPLACE INTO mutes (target, until, by) VALUES (?,?,?)",
+                        (target, ts(mute.until), mute.by),
+                    )
