@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from monitor import rules
-from monitor.model import Event, Observation, Ont, OntState, Source, Thresholds
+from monitor.model import Decision, Event, Observation, Ont, OntState, Source, Thresholds
 from monitor.ports import AlertSink, Batch, Clock, HistoryEntry, Mute, Router, StaticRouter, Store
 
 log = logging.getLogger(__name__)
@@ -172,15 +172,15 @@ class Engine:
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def ingest(self, obs: Observation) -> OntState:
-        """Apply one observation; returns the new state once it is durably stored."""
+    async def ingest(self, obs: Observation) -> Decision:
+        """Apply one observation; returns the decision once it is durably stored."""
         return await self._submit(lambda tx: self._apply(tx, obs))
 
-    async def ingest_many(self, observations: Sequence[Observation]) -> list[OntState | UnknownOnt]:
+    async def ingest_many(self, observations: Sequence[Observation]) -> list[Decision | UnknownOnt]:
         """Apply many observations in one batch; unknown ONTs are reported per item."""
 
-        def apply(tx: _Txn) -> list[OntState | UnknownOnt]:
-            out: list[OntState | UnknownOnt] = []
+        def apply(tx: _Txn) -> list[Decision | UnknownOnt]:
+            out: list[Decision | UnknownOnt] = []
             for obs in observations:
                 try:
                     out.append(self._apply(tx, obs))
@@ -267,7 +267,7 @@ class Engine:
             raise UnknownOnt(ont_id)
         return self.states[ont_id]
 
-    def _apply(self, tx: _Txn, obs: Observation) -> OntState:
+    def _apply(self, tx: _Txn, obs: Observation) -> Decision:
         state = self._state(obs.ont_id)
         ont = self.onts[obs.ont_id]
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
@@ -288,7 +288,7 @@ class Engine:
                     reason=decision.reason,
                 )
             )
-        return decision.state
+        return decision
 
     async def _submit(self, apply: Callable[[_Txn], T]) -> T:
         if self._writer is None:

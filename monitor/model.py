@@ -205,7 +205,7 @@ class Thresholds:
     critical_off_after: timedelta = timedelta(hours=1)
     down_after: int = 2  # probes: consecutive lost echoes before OFF
     reminder_every: timedelta = timedelta(hours=1)
-    flap_transitions: int = 5
+    flap_transitions: int = 5  # flapping: more than this many ON<->OFF changes in the window
     flap_window: timedelta = timedelta(minutes=10)
     mass_min_onts: int = 5
     mass_area_share: float = 0.30

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from monitor.model import Event, Ont, OntState, Severity, Source, Status
 
@@ -51,6 +51,35 @@ class Batch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A stored notification (one event)."""
+
+    id: int
+    created_at: datetime
+    kind: str
+    severity: str
+    ont_id: str
+    area: str
+    message: str
+    payload: dict[str, Any]
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One line of an ONT's history."""
+
+    id: int
+    ont_id: str
+    at: datetime
+    source: str
+    status: str
+    rto_count: int
+    severity: str
+    reason: str
+
+
 class Store(Protocol):
     """Durable state behind the engine."""
 
@@ -87,4 +116,40 @@ class AlertSink(Protocol):
 
     def committed(self, events: Sequence[tuple[Event, Ont | None]]) -> None:
         """Called once per commit with its events."""
+        ...
+
+
+class ReadModel(Protocol):
+    """What the API and the bot read."""
+
+    async def onts(
+        self, *, status: Status | None = None, area: str | None = None
+    ) -> list[tuple[Ont, OntState]]:
+        """ONTs with their state."""
+        ...
+
+    async def ont(self, ont_id: str) -> tuple[Ont, OntState] | None:
+        """One ONT with its state."""
+        ...
+
+    async def history(self, ont_id: str | None = None, limit: int = 50) -> list[HistoryRow]:
+        """Newest history first."""
+        ...
+
+    async def notifications(
+        self, *, unread: bool = False, limit: int = 100, ont_id: str | None = None
+    ) -> list[Notification]:
+        """Newest notifications first."""
+        ...
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for the dashboard."""
+        ...
+
+    async def mark_read(self, notification_id: int | None = None) -> int:
+        """Mark one or all notifications read."""
+        ...
+
+    async def notification_exists(self, notification_id: int) -> bool:
+        """Whether the notification exists."""
         ...

@@ -83,9 +83,9 @@ def advance_incident(
 def detect_flapping(
     state: OntState, at: datetime, th: Thresholds
 ) -> tuple[tuple[datetime, ...], bool, Event | None]:
-    """Trim the transition log to the window; report flapping once when it starts."""
+    """Trim the transition log to the window; flapping is more than N transitions in it."""
     recent = tuple(t for t in state.transitions if at - t <= th.flap_window)
-    if state.flapping or len(recent) < th.flap_transitions:
+    if state.flapping or len(recent) <= th.flap_transitions:
         return recent, state.flapping, None
     reason = f"{len(recent)} transitions in {_fmt_td(th.flap_window)}"
     return recent, True, _event(EventKind.FLAPPING, Severity.WARNING, at, reason, state)

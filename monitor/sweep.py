@@ -65,6 +65,33 @@ class SweepResult:
     errors: int  # addresses that got no echo: invalid, refused, socket or send error
 
 
+def _parse_ip(text: str) -> tuple[IPAddress, str] | None:
+    """Parse an address; return it with its canonical text, or None if it is not one."""
+    # inet_pton is the strict dotted-quad parser and much cheaper than ipaddress's, which
+    # matters at tens of thousands of targets per sweep; IPv6 takes the general path.
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, TypeError):
+        pass
+    else:
+        return ipaddress.IPv4Address(packed), socket.inet_ntop(socket.AF_INET, packed)
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.scope_id:
+        return None  # link-local with a zone: not something an ONT inventory holds
+    return ip, ip.compressed
+
+
+def _same_ip(source: str, ip: IPAddress) -> bool:
+    """Whether a reply's source address is ip, when the text differs only in spelling."""
+    try:
+        return ipaddress.ip_address(source.split("%")[0]) == ip
+    except ValueError:
+        return False
+
+
 class _Sweep:
     """Book-keeping of one sweep in flight; the reader callback fills it in."""
 
@@ -79,12 +106,16 @@ class _Sweep:
         "sent_at",
         "seq_base",
         "strict_ident",
+        "texts",
         "token",
     )
 
-    def __init__(self, addrs: list[IPAddress], token: bytes, seq_base: int) -> None:
+    def __init__(
+        self, addrs: list[IPAddress], texts: list[str], token: bytes, seq_base: int
+    ) -> None:
         n = len(addrs)
         self.addrs = addrs
+        self.texts = texts  # canonical text of each address, as recvfrom reports sources
         self.token = token
         self.seq_base = seq_base
         self.ident: dict[int, int] = {}  # version -> identifier we set (raw sockets only)
@@ -185,27 +216,29 @@ class Sweeper:
         loop = asyncio.get_running_loop()
 
         # Distinct targets in input order; several spellings of one IP share one echo.
-        index_of: dict[IPAddress, int] = {}
+        index_of: dict[str, int] = {}
+        texts: list[str] = []
         key_index: dict[str, int] = {}
         bad: dict[str, str] = {}
         addrs: list[IPAddress] = []
         for key in addresses:
             if key in key_index or key in bad:
                 continue
-            try:
-                ip = ipaddress.ip_address(key)
-            except ValueError:
+            parsed = _parse_ip(key)
+            if parsed is None:
                 bad[key] = "not an IP address"
                 continue
+            ip, text = parsed
             if self._allowed is not None and not self._allowed(ip):
                 bad[key] = "refused: target not allowed"
                 continue
-            if ip not in index_of:
-                index_of[ip] = len(addrs)
+            if text not in index_of:
+                index_of[text] = len(addrs)
                 addrs.append(ip)
-            key_index[key] = index_of[ip]
+                texts.append(text)
+            key_index[key] = index_of[text]
 
-        state = _Sweep(addrs, os.urandom(8), random.getrandbits(16))
+        state = _Sweep(addrs, texts, os.urandom(8), random.getrandbits(16))
         state.done = loop.create_future()
         readers: list[int] = []
         socks: dict[int, tuple[socket.socket, bool]] = {}
@@ -290,7 +323,7 @@ class Sweeper:
                     continue
                 sock = socks[ip.version][0]
                 packet = templates[ip.version].build(state.seq_base + i, i)
-                target = (ip.compressed, 0)
+                target = (state.texts[i], 0)
                 sent_at = time.time()
                 try:
                     sock.sendto(packet, target)
@@ -349,7 +382,7 @@ class Sweeper:
         with_ip_header = version == 4 and state.strict_ident[version]
         strict = state.strict_ident[version]
         ident = state.ident[version]
-        addrs, n = state.addrs, len(state.addrs)
+        addrs, texts, n = state.addrs, state.texts, len(state.addrs)
         anc = ANCILLARY_SIZE if stamped else 0
         for _ in range(_READS_PER_WAKEUP):
             try:
@@ -373,9 +406,8 @@ class Sweeper:
             sent_at = state.sent_at[i]
             if sent_at is None or state.rtt[i] is not None:
                 continue
-            ip = addrs[i]
             src = source[0]
-            if src != ip.compressed and ipaddress.ip_address(src.split("%")[0]) != ip:
+            if src != texts[i] and not _same_ip(src, addrs[i]):
                 continue
             state.rtt[i] = max(0.0, (arrived - sent_at) * 1000.0)
             state.outstanding -= 1

@@ -1,0 +1,405 @@
+"""The aiohttp application: routes, validation, auth and JSON errors."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from api.records import (
+    BulkStatusPush,
+    ImportFormatError,
+    OntRecord,
+    StatusPush,
+    field_errors,
+    parse_import,
+)
+from api.views import decision_json, history_json, notification_json, ont_json
+from monitor.engine import Engine, StoreUnavailable, UnknownOnt
+from monitor.model import Observation, Source, Status
+from monitor.ports import ReadModel
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 16 * 2**20  # a 10,000-row import or bulk push fits with room to spare
+MAX_PUSH_BODY = 64 * 2**10
+MAX_BULK_ITEMS = 50_000
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_BULK = TypeAdapter(list[BulkStatusPush])
+_ONT_LIST = TypeAdapter(list[OntRecord])
+
+
+@dataclass(slots=True)
+class ApiDeps:
+    """What the routes need, wired by ontwatch/."""
+
+    engine: Engine
+    reads: ReadModel
+    clock: Callable[[], datetime]
+    tz: tzinfo
+    api_token: str | None = None
+    health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
+    metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
+    extra_routes: list[web.RouteDef] = field(default_factory=list)
+
+
+class ApiError(web.HTTPException):
+    """A 4xx/5xx with the JSON error body {"error", "detail"}."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        self.status_code = status
+        super().__init__(
+            text=json.dumps({"error": error, "detail": detail}),
+            content_type="application/json",
+        )
+
+
+DEPS = web.AppKey("deps", ApiDeps)
+
+
+def deps(request: web.Request) -> ApiDeps:
+    """The wired dependencies of the app serving this request."""
+    return request.app[DEPS]
+
+
+# -- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON {"error", "detail"}; nothing escapes as an HTML page."""
+    try:
+        return await handler(request)
+    except ApiError:
+        raise
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(413, "request body too large", {"max_bytes": exc.max_size}) from None
+    except web.HTTPException as exc:
+        if exc.status_code < 400:
+            raise
+        raise ApiError(exc.status_code, exc.reason) from None
+    except UnknownOnt as exc:
+        raise ApiError(404, "unknown ONT", {"id": exc.ont_id}) from None
+    except StoreUnavailable as exc:
+        raise ApiError(503, "storage unavailable, nothing was changed", str(exc)) from None
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        raise ApiError(500, "internal error") from None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Writes need the bearer token when one is configured (compared in constant time)."""
+    token = deps(request).api_token
+    if token and request.method in WRITE_METHODS:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise ApiError(401, "missing or wrong bearer token", {"header": "Authorization"})
+    return await handler(request)
+
+
+# -- request parsing ---------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> Any:
+    """The body as JSON, or as a form when form-encoded (e.g. Mikrotik /tool fetch)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "request body too large", {"max_bytes": limit})
+    raw = await request.read()
+    if len(raw) > limit:
+        raise ApiError(413, "request body too large", {"max_bytes": limit})
+    ctype = request.content_type
+    if ctype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        form = await request.post()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    if not raw.strip():
+        raise ApiError(400, "empty body", "expected a JSON object")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if ctype in {"application/json", ""} or "=" not in raw.decode("latin-1"):
+            raise ApiError(400, "malformed JSON", str(exc)) from None
+    # Content-Type missing or text/plain but the body is form-like: some routers send that.
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(raw.decode("utf-8", errors="replace")))
+
+
+def validated(model: type[BaseModel] | TypeAdapter[Any], body: Any) -> Any:
+    """Validate a body; 422 naming each bad field."""
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(body)
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid body", [{"field": "body", "message": "must be an object"}])
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        raise ApiError(422, f"invalid {fields}", errors) from None
+
+
+def _query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid {name}", f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"invalid {name}", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").lower()
+    if raw in {"", "0", "false", "no"}:
+        return False
+    if raw in {"1", "true", "yes"}:
+        return True
+    raise ApiError(400, f"invalid {name}", f"{name} must be 1 or 0")
+
+
+def _status_filter(request: web.Request) -> Status | None:
+    raw = request.query.get("status")
+    if not raw:
+        return None
+    try:
+        return Status(raw.upper())
+    except ValueError:
+        raise ApiError(400, "invalid status", "status must be ON, OFF or UNKNOWN") from None
+
+
+# -- routes ------------------------------------------------------------------------------
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/onts")
+async def list_onts(request: web.Request) -> web.Response:
+    """All ONTs with state; ?status=ON|OFF|UNKNOWN&area=."""
+    d = deps(request)
+    pairs = await d.reads.onts(status=_status_filter(request), area=request.query.get("area"))
+    return web.json_response([ont_json(o, s) for o, s in pairs])
+
+
+@routes.get("/api/onts/{id}")
+async def get_ont(request: web.Request) -> web.Response:
+    """One ONT with its state and recent history."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    pair = await d.reads.ont(ont_id)
+    if pair is None:
+        raise UnknownOnt(ont_id)
+    history = await d.reads.history(ont_id, limit=20)
+    return web.json_response({**ont_json(*pair), "history": [history_json(h) for h in history]})
+
+
+@routes.get("/api/onts/{id}/history")
+async def ont_history(request: web.Request) -> web.Response:
+    """History of one ONT, newest first (?limit=)."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    if await d.reads.ont(ont_id) is None:
+        raise UnknownOnt(ont_id)
+    limit = _query_int(request, "limit", 50, 1, 1000)
+    return web.json_response([history_json(h) for h in await d.reads.history(ont_id, limit)])
+
+
+@routes.post("/api/onts")
+async def upsert_onts(request: web.Request) -> web.Response:
+    """Create or update one ONT (an object) or several (a list); all or nothing."""
+    d = deps(request)
+    body = await read_body(request)
+    many = isinstance(body, list)
+    records: list[OntRecord] = validated(_ONT_LIST, body) if many else [validated(OntRecord, body)]
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        raise ApiError(422, "invalid id", [{"field": "id", "message": "duplicate ids in request"}])
+    now = d.clock()
+    baseline = [b for r in records if (b := r.baseline(d.tz, now)) is not None]
+    created = await d.engine.upsert([r.to_ont() for r in records], baseline)
+    out = [ont_json(*d.engine.get(i)) for i in ids]  # type: ignore[misc]
+    status = 201 if all(created) else 200
+    return web.json_response(out if many else out[0], status=status)
+
+
+@routes.delete("/api/onts/{id}")
+async def delete_ont(request: web.Request) -> web.Response:
+    """Remove an ONT (its history is kept)."""
+    await deps(request).engine.delete(request.match_info["id"])
+    return web.json_response({"deleted": request.match_info["id"]})
+
+
+@routes.post("/api/onts/import")
+async def import_onts(request: web.Request) -> web.Response:
+    """Import an onts.json list or CSV; per-row report; the good rows are imported together."""
+    d = deps(request)
+    raw = await request.read()
+    if not raw.strip():
+        raise ApiError(400, "empty body", "expected a JSON list or CSV text")
+    try:
+        plan = parse_import(raw, request.content_type)
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid encoding", "the file must be UTF-8") from None
+    except ImportFormatError as exc:
+        raise ApiError(400, "invalid import file", str(exc)) from None
+    report = await apply_import(d.engine, plan, d.tz, d.clock())
+    return web.json_response(report)
+
+
+async def apply_import(engine: Engine, plan: Any, tz: tzinfo, now: datetime) -> dict[str, Any]:
+    """Write an import plan through the engine and build its report."""
+    baseline = [b for r in plan.records if (b := r.baseline(tz, now)) is not None]
+    created = (
+        await engine.upsert([r.to_ont() for r in plan.records], baseline) if plan.records else []
+    )
+    return {
+        "imported": len(plan.records),
+        "created": sum(created),
+        "updated": len(created) - sum(created),
+        "refused": len(plan.refused),
+        "rows": [r.as_json() for r in plan.rows],
+    }
+
+
+@routes.post("/api/ont-status/{id}")
+async def push_status(request: web.Request) -> web.Response:
+    """A status push for one ONT; answered after it is durably stored."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    push: StatusPush = validated(StatusPush, await read_body(request, MAX_PUSH_BODY))
+    source = Source.SIMULATE if request.query.get("source") == "simulate" else Source.PUSH
+    obs = Observation.push(ont_id, push.status, push.rto_count, d.clock(), source=source)
+    decision = await d.engine.ingest(obs)
+    return web.json_response({"id": ont_id, **decision_json(decision)})
+
+
+@routes.post("/api/ont-status")
+async def push_status_bulk(request: web.Request) -> web.Response:
+    """Many pushes in one request (pollers); unknown ids are reported, the rest applied."""
+    d = deps(request)
+    body = await read_body(request)
+    if isinstance(body, dict) and isinstance(body.get("updates"), list):
+        body = body["updates"]
+    if not isinstance(body, list):
+        raise ApiError(422, "invalid body", [{"field": "body", "message": "must be a list"}])
+    if len(body) > MAX_BULK_ITEMS:
+        raise ApiError(413, "too many updates", {"max_items": MAX_BULK_ITEMS})
+    pushes: list[BulkStatusPush] = validated(_BULK, body)
+    now = d.clock()
+    results = await d.engine.ingest_many(
+        [Observation.push(p.id, p.status, p.rto_count, now) for p in pushes]
+    )
+    applied, unknown = [], []
+    for push, result in zip(pushes, results, strict=True):
+        if isinstance(result, UnknownOnt):
+            unknown.append(push.id)
+        else:
+            s = result.state
+            applied.append(
+                {
+                    "id": push.id,
+                    "status": s.status.value,
+                    "rto_count": s.rto_count,
+                    "severity": s.severity.value,
+                }
+            )
+    return web.json_response({"applied": len(applied), "unknown": unknown, "results": applied})
+
+
+@routes.get("/api/notifications")
+async def list_notifications(request: web.Request) -> web.Response:
+    """Notifications, newest first (?unread=1&limit=&ont_id=)."""
+    d = deps(request)
+    items = await d.reads.notifications(
+        unread=_query_bool(request, "unread"),
+        limit=_query_int(request, "limit", 100, 1, 1000),
+        ont_id=request.query.get("ont_id") or None,
+    )
+    return web.json_response([notification_json(n) for n in items])
+
+
+@routes.post("/api/notifications/mark-read/{id}")
+async def mark_read(request: web.Request) -> web.Response:
+    """Mark one notification read."""
+    d = deps(request)
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise ApiError(400, "invalid id", "notification id must be an integer")
+    if not await d.reads.notification_exists(int(raw)):
+        raise ApiError(404, "unknown notification", {"id": int(raw)})
+    changed = await d.reads.mark_read(int(raw))
+    return web.json_response({"marked": changed})
+
+
+@routes.post("/api/notifications/mark-read")
+async def mark_all_read(request: web.Request) -> web.Response:
+    """Mark every notification read."""
+    return web.json_response({"marked": await deps(request).reads.mark_read(None)})
+
+
+@routes.get("/api/stats")
+async def stats(request: web.Request) -> web.Response:
+    """Totals by status, unread, by severity and by area."""
+    return web.json_response(await deps(request).reads.stats())
+
+
+@routes.get("/api/history")
+async def history(request: web.Request) -> web.Response:
+    """History of all ONTs, newest first (?limit=)."""
+    d = deps(request)
+    limit = _query_int(request, "limit", 100, 1, 1000)
+    return web.json_response([history_json(h) for h in await d.reads.history(None, limit)])
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the service is healthy, 503 with the failing checks otherwise."""
+    d = deps(request)
+    if d.health is None:
+        return web.json_response({"ok": True})
+    ok, detail = await d.health()
+    return web.json_response({"ok": ok, **detail}, status=200 if ok else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics."""
+    d = deps(request)
+    if d.metrics is None:
+        raise ApiError(404, "metrics are not enabled")
+    body, ctype = await d.metrics()
+    return web.Response(body=body, headers={"Content-Type": ctype})
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API."""
+    from api.openapi import spec
+
+    return web.json_response(spec(request.app))
+
+
+def create_app(d: ApiDeps) -> web.Application:
+    """The API application for the given dependencies."""
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
+    )
+    app[DEPS] = d
+    app.add_routes(routes)
+    app.add_routes(d.extra_routes)
+    return app

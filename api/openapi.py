@@ -1,0 +1,298 @@
+"""The OpenAPI 3.1 document, built from the route table and the pydantic request models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from api.records import BulkStatusPush, OntRecord, StatusPush
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "detail": {}},
+}
+_STATE_PROPS: dict[str, Any] = {
+    "status": {"type": "string", "enum": ["ON", "OFF", "UNKNOWN"]},
+    "rto_count": {"type": "integer", "minimum": 0},
+    "severity": {"type": "string", "enum": ["ok", "warning", "critical"]},
+    "status_since": {"type": ["string", "null"], "format": "date-time"},
+    "last_seen": {"type": ["string", "null"], "format": "date-time"},
+    "last_on": {"type": ["string", "null"], "format": "date-time"},
+    "flapping": {"type": "boolean"},
+    "incident": {"type": ["object", "null"]},
+}
+_STATE = {"type": "object", "required": list(_STATE_PROPS), "properties": _STATE_PROPS}
+_ONT = {
+    "type": "object",
+    "required": ["id", "name", "area", "ip", "status", "rto_count", "severity"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "customer_id": {"type": "string"},
+        "location": {"type": "string"},
+        "lat": {"type": ["number", "null"]},
+        "lon": {"type": ["number", "null"]},
+        "ip": {"type": "string"},
+        "ip_valid": {"type": "boolean"},
+        "area": {"type": "string"},
+        **_STATE_PROPS,
+    },
+}
+_NOTIFICATION = {
+    "type": "object",
+    "required": ["id", "created_at", "kind", "severity", "message", "read"],
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "kind": {"type": "string"},
+        "severity": {"type": "string", "enum": ["ok", "warning", "critical"]},
+        "ont_id": {"type": ["string", "null"]},
+        "area": {"type": ["string", "null"]},
+        "message": {"type": "string"},
+        "read": {"type": "boolean"},
+        "duration_s": {"type": ["number", "null"]},
+        "members": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_HISTORY = {
+    "type": "object",
+    "required": ["id", "ont_id", "at", "source", "status", "rto_count", "severity"],
+    "properties": {
+        "id": {"type": "integer"},
+        "ont_id": {"type": "string"},
+        "at": {"type": "string", "format": "date-time"},
+        "source": {"type": "string"},
+        "status": {"type": "string"},
+        "rto_count": {"type": "integer"},
+        "severity": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
+_STATS = {
+    "type": "object",
+    "required": ["total", "online", "offline", "unknown", "unread", "by_severity", "by_area"],
+    "properties": {
+        k: {"type": "integer", "minimum": 0}
+        for k in ("total", "online", "offline", "unknown", "unread")
+    }
+    | {"by_severity": {"type": "object"}, "by_area": {"type": "object"}},
+}
+
+
+def _schema(model: Any) -> dict[str, Any]:
+    return TypeAdapter(model).json_schema(
+        by_alias=False, ref_template="#/components/schemas/{model}"
+    )
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema}}
+    if form:
+        content["application/x-www-form-urlencoded"] = {"schema": schema}
+    return {"required": True, "content": content}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+}
+_ERRORS = {
+    code: _json(_ref("Error"), text)
+    for code, text in {
+        "400": "malformed request",
+        "401": "missing or wrong bearer token",
+        "404": "not found",
+        "413": "body too large",
+        "422": "invalid field",
+        "503": "storage unavailable",
+    }.items()
+}
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/onts"): {
+        "summary": "List ONTs with their state",
+        "parameters": [
+            {
+                "name": "status",
+                "in": "query",
+                "schema": {"type": "string", "enum": ["ON", "OFF", "UNKNOWN"]},
+            },
+            {"name": "area", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": _json({"type": "array", "items": _ref("Ont")})},
+    },
+    ("POST", "/api/onts"): {
+        "summary": "Create or update one ONT or a list of ONTs (older field names accepted)",
+        "requestBody": _body(
+            {"oneOf": [_ref("OntRecord"), {"type": "array", "items": _ref("OntRecord")}]}
+        ),
+        "responses": {"200": _json({}, "updated"), "201": _json({}, "created")},
+    },
+    ("GET", "/api/onts/{id}"): {
+        "summary": "One ONT with state and recent history",
+        "parameters": [_ID],
+        "responses": {"200": _json(_ref("Ont"))},
+    },
+    ("DELETE", "/api/onts/{id}"): {
+        "summary": "Remove an ONT",
+        "parameters": [_ID],
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("GET", "/api/onts/{id}/history"): {
+        "summary": "History of one ONT, newest first",
+        "parameters": [_ID, _LIMIT],
+        "responses": {"200": _json({"type": "array", "items": _ref("History")})},
+    },
+    ("POST", "/api/onts/import"): {
+        "summary": "Import the older system's onts.json list, or CSV; per-row report",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        "responses": {
+            "200": _json({"type": "object", "required": ["imported", "refused", "rows"]})
+        },
+    },
+    ("POST", "/api/ont-status/{id}"): {
+        "summary": "Push the status of one ONT (JSON or form-encoded)",
+        "parameters": [_ID],
+        "requestBody": _body(_ref("StatusPush"), form=True),
+        "responses": {
+            "200": _json(_STATE | {"properties": {"id": {"type": "string"}, **_STATE_PROPS}})
+        },
+    },
+    ("POST", "/api/ont-status"): {
+        "summary": "Push the status of many ONTs at once",
+        "requestBody": _body({"type": "array", "items": _ref("BulkStatusPush")}),
+        "responses": {"200": _json({"type": "object", "required": ["applied", "unknown"]})},
+    },
+    ("GET", "/api/notifications"): {
+        "summary": "Notifications, newest first",
+        "parameters": [
+            {"name": "unread", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
+            _LIMIT,
+            {"name": "ont_id", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": _json({"type": "array", "items": _ref("Notification")})},
+    },
+    ("POST", "/api/notifications/mark-read/{id}"): {
+        "summary": "Mark one notification read",
+        "parameters": [_ID | {"schema": {"type": "integer", "minimum": 1}}],
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("POST", "/api/notifications/mark-read"): {
+        "summary": "Mark all notifications read",
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("GET", "/api/stats"): {
+        "summary": "Totals by status, unread count, by severity and by area",
+        "responses": {"200": _json(_ref("Stats"))},
+    },
+    ("GET", "/api/history"): {
+        "summary": "History of all ONTs, newest first",
+        "parameters": [_LIMIT],
+        "responses": {"200": _json({"type": "array", "items": _ref("History")})},
+    },
+    ("GET", "/api/map.png"): {
+        "summary": "Map image of the ONTs (view=all|offline, area=, ont=, width=, height=)",
+        "parameters": [
+            {"name": n, "in": "query", "schema": {"type": t}}
+            for n, t in (
+                ("view", "string"),
+                ("area", "string"),
+                ("ont", "string"),
+                ("width", "integer"),
+                ("height", "integer"),
+            )
+        ],
+        "responses": {
+            "200": {
+                "description": "PNG image",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    },
+    ("GET", "/healthz"): {
+        "summary": "Health of the service (event loop, database, outbox)",
+        "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"})},
+    },
+    ("GET", "/metrics"): {
+        "summary": "Prometheus metrics",
+        "responses": {
+            "200": {
+                "description": "text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    },
+    ("GET", "/api/openapi.json"): {
+        "summary": "This document",
+        "responses": {"200": _json({"type": "object"})},
+    },
+}
+
+
+def app_routes(app: web.Application) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves (HEAD aside)."""
+    out = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        if path and route.method not in {"HEAD", "*"}:
+            out.add((route.method, path))
+    return out
+
+
+def spec(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI document for the routes this app serves."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in sorted(app_routes(app), key=lambda mp: (mp[1], mp[0])):
+        op = dict(OPERATIONS.get((method, path), {"summary": path, "responses": {}}))
+        op["responses"] = {**op["responses"], **_ERRORS}
+        if method in {"POST", "DELETE"}:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[method.lower()] = op
+    components = {
+        "Error": _ERROR,
+        "Ont": _ONT,
+        "Notification": _NOTIFICATION,
+        "History": _HISTORY,
+        "Stats": _STATS,
+        "OntRecord": _schema(OntRecord),
+        "StatusPush": _schema(StatusPush),
+        "BulkStatusPush": _schema(BulkStatusPush),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ontwatch API", "version": _version()},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ontwatch")
+    except PackageNotFoundError:
+        return "0"

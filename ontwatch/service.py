@@ -1,0 +1,149 @@
+"""Wiring and lifecycle: database, engine, HTTP API (and bot, prober, jobs) in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from api.app import ApiDeps, create_app
+from monitor.engine import Engine
+from monitor.model import Event, Observation, Ont, Source, Status
+from monitor.ports import Clock, StaticRouter
+from monitor.summary import summarize
+from ontwatch.demo import demo_inventory
+from ontwatch.settings import Settings, SettingsError
+from storage.database import Database
+from storage.queries import Queries
+from storage.store import SqliteStore
+
+log = logging.getLogger("ontwatch")
+alerts_log = logging.getLogger("ontwatch.alerts")
+
+
+def utcnow() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+class LogSink:
+    """Writes every committed, to-be-told event to the log (the only output when no bot)."""
+
+    def committed(self, events: Sequence[tuple[Event, Ont | None]]) -> None:
+        """Log one line per event."""
+        for event, ont in events:
+            if event.notify:
+                alerts_log.info("ALERT %s %s", event.severity.value.upper(), summarize(event, ont))
+
+
+@dataclass
+class Service:
+    """The running ontwatch: owns every component and starts/stops them in order."""
+
+    settings: Settings
+    demo: bool = False
+    clock: Clock = utcnow
+    db: Database | None = None
+    engine: Engine | None = None
+    reads: Queries | None = None
+    runner: web.AppRunner | None = None
+    port: int = 0
+    _stopping: list[Any] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Refuse settings that would expose writes: non-loopback bind without a token."""
+        s = self.settings
+        if not s.host_is_loopback and s.api_token is None:
+            raise SettingsError(
+                f"ONTWATCH_HTTP_HOST: refusing to listen on {s.http_host} without "
+                "ONTWATCH_API_TOKEN (writes would be open to the network)"
+            )
+
+    async def start(self) -> None:
+        """Open the database, start the engine, then serve HTTP."""
+        self.check()
+        s = self.settings
+        self.db = await Database(s.db).open()
+        self.reads = Queries(self.db)
+        alert_chats = s.alert_chats if s.bot_enabled else ()
+        self.engine = Engine(
+            SqliteStore(self.db),
+            clock=self.clock,
+            thresholds=s.thresholds,
+            router=StaticRouter(alert_chats),
+            sinks=[LogSink()],
+        )
+        await self.engine.start()
+        if self.demo and not self.engine.onts:
+            await seed_demo(self.engine, self.clock())
+        if not s.bot_enabled:
+            log.warning(
+                "TELEGRAM_BOT_TOKEN is not set: the Telegram bot is disabled; alerts are "
+                "only logged (logger ontwatch.alerts)"
+            )
+        await self._start_http()
+        log.info(
+            "ontwatch serving %d ONTs on http://%s:%d (database %s)",
+            len(self.engine.onts),
+            s.http_host,
+            self.port,
+            s.db,
+        )
+
+    async def _start_http(self) -> None:
+        assert self.engine is not None and self.reads is not None
+        s = self.settings
+        deps = ApiDeps(
+            engine=self.engine,
+            reads=self.reads,
+            clock=self.clock,
+            tz=s.tz,
+            api_token=s.api_token.get_secret_value() if s.api_token else None,
+        )
+        self.runner = web.AppRunner(create_app(deps), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.http_host, s.http_port, reuse_address=True)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else s.http_port
+
+    async def stop(self) -> None:
+        """Stop serving, let the engine finish queued writes, close the database."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.db is not None:
+            await self.db.close()
+        log.info("ontwatch stopped")
+
+    async def run_until_signal(self) -> None:
+        """Start, wait for SIGINT or SIGTERM, stop cleanly."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("signal received, shutting down")
+        finally:
+            await self.stop()
+
+
+async def seed_demo(engine: Engine, now: datetime) -> None:
+    """Fill an empty inventory with the demo ONTs, all ON as a silent baseline."""
+    onts = demo_inventory()
+    baseline = [Observation.push(o.id, Status.ON, 0, now, source=Source.IMPORT) for o in onts]
+    await engine.upsert(onts, baseline)
+    log.info("demo: created %d ONTs in %d areas", len(onts), len({o.area for o in onts}))

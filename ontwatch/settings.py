@@ -1,0 +1,291 @@
+"""Settings: environment variables, an optional TOML file (ONTWATCH_CONFIG) and *_FILE secrets."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from monitor.model import Thresholds
+
+ChatIds = Annotated[tuple[int, ...], NoDecode]
+
+
+def _env(name: str, *more: str) -> AliasChoices:
+    """Accept the contract's variable name, and the plain field name (for the TOML file)."""
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """Every setting of ontwatch, validated at start-up."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+
+    db: Path = Field(Path("./data/ontwatch.db"), validation_alias=_env("ONTWATCH_DB", "db"))
+    http_host: str = Field("127.0.0.1", validation_alias=_env("ONTWATCH_HTTP_HOST", "http_host"))
+    http_port: int = Field(
+        5000, ge=1, le=65535, validation_alias=_env("ONTWATCH_HTTP_PORT", "http_port")
+    )
+    api_token: SecretStr | None = Field(
+        None, validation_alias=_env("ONTWATCH_API_TOKEN", "api_token")
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=_env("TELEGRAM_BOT_TOKEN", "telegram_bot_token")
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL", "telegram_api_url")
+    )
+    alert_chats: ChatIds = Field((), validation_alias=_env("ONTWATCH_ALERT_CHATS", "alert_chats"))
+    allowed_chats: ChatIds | None = Field(
+        None, validation_alias=_env("ONTWATCH_ALLOWED_CHATS", "allowed_chats")
+    )
+    tile_url: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        validation_alias=_env("ONTWATCH_TILE_URL", "tile_url"),
+    )
+    probe: bool | None = Field(None, validation_alias=_env("ONTWATCH_PROBE", "probe"))
+    probe_interval: float = Field(
+        5.0, gt=0, le=3600, validation_alias=_env("ONTWATCH_PROBE_INTERVAL", "probe_interval")
+    )
+    probe_timeout: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("ONTWATCH_PROBE_TIMEOUT", "probe_timeout")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        "INFO", validation_alias=_env("ONTWATCH_LOG_LEVEL", "log_level")
+    )
+    log_json: bool = Field(False, validation_alias=_env("ONTWATCH_LOG_JSON", "log_json"))
+    lang: Literal["id", "en"] = Field("id", validation_alias=_env("ONTWATCH_LANG", "lang"))
+    timezone: str = Field("Asia/Jakarta", validation_alias=_env("ONTWATCH_TIMEZONE", "timezone"))
+    group_wait: float = Field(
+        3.0, ge=0, le=60, validation_alias=_env("ONTWATCH_GROUP_WAIT", "group_wait")
+    )
+    backup_dir: Path | None = Field(
+        None, validation_alias=_env("ONTWATCH_BACKUP_DIR", "backup_dir")
+    )
+    backup_keep: int = Field(7, ge=1, validation_alias=_env("ONTWATCH_BACKUP_KEEP", "backup_keep"))
+    backup_every_hours: float = Field(
+        24, gt=0, validation_alias=_env("ONTWATCH_BACKUP_EVERY_HOURS", "backup_every_hours")
+    )
+    retention_days: int = Field(
+        90, ge=1, validation_alias=_env("ONTWATCH_RETENTION_DAYS", "retention_days")
+    )
+    # Alert thresholds (DESIGN.md's defaults).
+    critical_rto: int = Field(
+        3, ge=1, validation_alias=_env("ONTWATCH_CRITICAL_RTO", "critical_rto")
+    )
+    critical_off_minutes: float = Field(
+        60, gt=0, validation_alias=_env("ONTWATCH_CRITICAL_OFF_MINUTES", "critical_off_minutes")
+    )
+    down_after: int = Field(2, ge=1, validation_alias=_env("ONTWATCH_DOWN_AFTER", "down_after"))
+    reminder_minutes: float = Field(
+        60, gt=0, validation_alias=_env("ONTWATCH_REMINDER_MINUTES", "reminder_minutes")
+    )
+    flap_transitions: int = Field(
+        5, ge=2, validation_alias=_env("ONTWATCH_FLAP_TRANSITIONS", "flap_transitions")
+    )
+    flap_window_minutes: float = Field(
+        10, gt=0, validation_alias=_env("ONTWATCH_FLAP_WINDOW_MINUTES", "flap_window_minutes")
+    )
+    mass_min_onts: int = Field(
+        5, ge=2, validation_alias=_env("ONTWATCH_MASS_MIN_ONTS", "mass_min_onts")
+    )
+    mass_area_share: float = Field(
+        0.30, gt=0, le=1, validation_alias=_env("ONTWATCH_MASS_AREA_SHARE", "mass_area_share")
+    )
+    mass_window_minutes: float = Field(
+        2, gt=0, validation_alias=_env("ONTWATCH_MASS_WINDOW_MINUTES", "mass_window_minutes")
+    )
+    health_silent_share: float = Field(
+        0.90,
+        gt=0,
+        le=1,
+        validation_alias=_env("ONTWATCH_HEALTH_SILENT_SHARE", "health_silent_share"),
+    )
+
+    @field_validator("alert_chats", "allowed_chats", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return tuple(int(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"expected comma-separated chat ids, got {value!r}") from None
+        return value
+
+    @field_validator("probe", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
+            return value.strip().lower() == "on"
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("tile_url")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not all(k in value for k in ("{z}", "{x}", "{y}")):
+            raise ValueError("must contain {z}, {x} and {y}")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Priority: arguments, environment, *_FILE secrets, then the TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+        ]
+        config = os.environ.get("ONTWATCH_CONFIG")
+        if config:
+            path = Path(config)
+            if not path.is_file():
+                raise SettingsError(f"ONTWATCH_CONFIG: no such file: {config}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # -- derived ------------------------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bot_enabled(self) -> bool:
+        """A bot token is set."""
+        return self.telegram_bot_token is not None and bool(
+            self.telegram_bot_token.get_secret_value()
+        )
+
+    @property
+    def chats_allowed(self) -> frozenset[int]:
+        """Chats and users that may use the bot: the allowed list plus the alert chats."""
+        return frozenset(self.allowed_chats or ()) | frozenset(self.alert_chats)
+
+    @property
+    def host_is_loopback(self) -> bool:
+        """Whether the HTTP API binds to loopback only."""
+        if self.http_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.http_host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The alert thresholds for the rules."""
+        return Thresholds(
+            critical_rto=self.critical_rto,
+            critical_off_after=timedelta(minutes=self.critical_off_minutes),
+            down_after=self.down_after,
+            reminder_every=timedelta(minutes=self.reminder_minutes),
+            flap_transitions=self.flap_transitions,
+            flap_window=timedelta(minutes=self.flap_window_minutes),
+            mass_min_onts=self.mass_min_onts,
+            mass_area_share=self.mass_area_share,
+            mass_window=timedelta(minutes=self.mass_window_minutes),
+            health_silent_share=self.health_silent_share,
+        )
+
+    def api_base_url(self) -> str:
+        """Where a local client reaches the running service's HTTP API."""
+        host = self.http_host
+        if host in {"0.0.0.0", "::", ""}:
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
+
+
+SECRET_FILE_VARS = {
+    "telegram_bot_token": "TELEGRAM_BOT_TOKEN_FILE",
+    "api_token": "ONTWATCH_API_TOKEN_FILE",
+}
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """Reads TELEGRAM_BOT_TOKEN_FILE / ONTWATCH_API_TOKEN_FILE (Docker and systemd secrets)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Value of one field from its *_FILE variable, if set."""
+        var = SECRET_FILE_VARS.get(field_name)
+        if var is None or not os.environ.get(var):
+            return None, field_name, False
+        path = Path(os.environ[var])
+        try:
+            return path.read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise SettingsError(f"{var}: cannot read {path}: {exc.strerror}") from None
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or contradictory; the message names it."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and files, or one clear SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{_env_name(loc)}: {err['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+    except SettingsError:
+        raise
+    except Exception as exc:  # e.g. a TOML syntax error in the config file
+        raise SettingsError(f"ONTWATCH_CONFIG: {type(exc).__name__}: {exc}") from None
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    alias = getattr(field, "validation_alias", None) if field else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return field_name

@@ -1,0 +1,150 @@
+"""Read-side queries (on the reader connection) and the notification read-flag writes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from monitor.model import Ont, OntState, Status
+from monitor.ports import HistoryRow, Notification
+from storage.codec import STATE_COLUMNS, ont_from_row, parse_ts, state_from_row
+from storage.database import Database
+from storage.store import ONT_COLUMNS
+
+_JOINED = (
+    f"SELECT {', '.join('o.' + c.strip() for c in ONT_COLUMNS.split(','))}, "
+    f"{', '.join('s.' + c.strip() for c in STATE_COLUMNS.split(','))} "
+    "FROM onts o JOIN ont_state s ON s.ont_id = o.id"
+)
+_N_ONT = len(ONT_COLUMNS.split(","))
+
+
+def _pair(row: Any) -> tuple[Ont, OntState]:
+    return ont_from_row(row[:_N_ONT]), state_from_row(row[_N_ONT:])
+
+
+def _ont_sort_key(ont_id: str) -> tuple[int, int | str]:
+    # Numeric ids from the older system sort as numbers, the rest as text after them.
+    return (0, int(ont_id)) if ont_id.isdigit() else (1, ont_id)
+
+
+class Queries:
+    """What the API, the bot and the CLI read."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def onts(
+        self, *, status: Status | None = None, area: str | None = None
+    ) -> list[tuple[Ont, OntState]]:
+        """ONTs with their state, optionally filtered, in id order."""
+        where, params = [], []
+        if status is not None:
+            where.append("s.status = ?")
+            params.append(status.value)
+        if area is not None:
+            where.append("o.area = ?")
+            params.append(area)
+        sql = _JOINED + (" WHERE " + " AND ".join(where) if where else "")
+        pairs = [_pair(r) for r in await self.db.fetchall(sql, params)]
+        pairs.sort(key=lambda p: _ont_sort_key(p[0].id))
+        return pairs
+
+    async def ont(self, ont_id: str) -> tuple[Ont, OntState] | None:
+        """One ONT with its state."""
+        rows = await self.db.fetchall(_JOINED + " WHERE o.id = ?", (ont_id,))
+        return _pair(rows[0]) if rows else None
+
+    async def history(self, ont_id: str | None = None, limit: int = 50) -> list[HistoryRow]:
+        """Newest history lines first, of one ONT or of all."""
+        sql = "SELECT id, ont_id, at, source, status, rto_count, severity, reason FROM history"
+        params: list[Any] = []
+        if ont_id is not None:
+            sql += " WHERE ont_id = ?"
+            params.append(ont_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [
+            HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], r[7])  # type: ignore[arg-type]
+            for r in await self.db.fetchall(sql, params)
+        ]
+
+    async def notifications(
+        self, *, unread: bool = False, limit: int = 100, ont_id: str | None = None
+    ) -> list[Notification]:
+        """Notifications, newest first."""
+        where, params = [], []
+        if unread:
+            where.append("read = 0")
+        if ont_id is not None:
+            where.append("ont_id = ?")
+            params.append(ont_id)
+        sql = (
+            "SELECT id, created_at, kind, severity, ont_id, area, message, payload, read "
+            "FROM notifications"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
+        params.append(limit)
+        return [
+            Notification(
+                r[0],
+                parse_ts(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                json.loads(r[7]),  # type: ignore[arg-type]
+                bool(r[8]),
+            )
+            for r in await self.db.fetchall(sql, params)
+        ]
+
+    async def stats(self) -> dict[str, Any]:
+        """The dashboard's numbers: totals by status, unread, by severity and by area."""
+        by_status = dict(
+            await self.db.fetchall("SELECT status, COUNT(*) FROM ont_state GROUP BY status")
+        )
+        by_severity = dict(
+            await self.db.fetchall("SELECT severity, COUNT(*) FROM ont_state GROUP BY severity")
+        )
+        (unread,) = (await self.db.fetchall("SELECT COUNT(*) FROM notifications WHERE read = 0"))[0]
+        areas = await self.db.fetchall(
+            "SELECT o.area, COUNT(*), SUM(s.status = 'ON'), SUM(s.status = 'OFF'), "
+            "SUM(s.status = 'UNKNOWN'), SUM(s.severity = 'critical') "
+            "FROM onts o JOIN ont_state s ON s.ont_id = o.id GROUP BY o.area ORDER BY o.area"
+        )
+        online, offline = by_status.get("ON", 0), by_status.get("OFF", 0)
+        unknown = by_status.get("UNKNOWN", 0)
+        return {
+            "total": online + offline + unknown,
+            "online": online,
+            "offline": offline,
+            "unknown": unknown,
+            "unread": unread,
+            "by_severity": {k: by_severity.get(k, 0) for k in ("ok", "warning", "critical")},
+            "by_area": {
+                a: {"total": t, "online": on, "offline": off, "unknown": unk, "critical": crit}
+                for a, t, on, off, unk, crit in areas
+            },
+        }
+
+    async def mark_read(self, notification_id: int | None = None) -> int:
+        """Mark one notification (or all) read; returns how many changed."""
+        async with self.db.transaction() as conn:
+            if notification_id is None:
+                cur = await conn.execute("UPDATE notifications SET read = 1 WHERE read = 0")
+            else:
+                cur = await conn.execute(
+                    "UPDATE notifications SET read = 1 WHERE id = ? AND read = 0",
+                    (notification_id,),
+                )
+            return cur.rowcount
+
+    async def notification_exists(self, notification_id: int) -> bool:
+        """Whether a notification with this id is stored."""
+        rows = await self.db.fetchall(
+            "SELECT 1 FROM notifications WHERE id = ?", (notification_id,)
+        )
+        return bool(rows)
