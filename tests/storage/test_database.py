@@ -1,0 +1,59 @@
+"""Schema migrations, backups and the read queries on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.engine import Engine
+from monitor.model import Observation, Status
+from storage import backup
+from storage.database import Database
+from storage.queries import Queries
+from storage.schema import MIGRATIONS
+from tests.conftest import ManualClock, sample_onts
+
+
+async def test_migrations_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    for _ in range(2):
+        db = await Database(path).open()
+        await db.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_backup_is_consistent_and_rotated(
+    tmp_path: Path, engine: Engine, db: Database, clock: ManualClock
+) -> None:
+    await engine.upsert(sample_onts(5))
+    await engine.ingest(Observation.push("2", Status.OFF, 3, clock()))
+    out = tmp_path / "backups"
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    made = [backup.backup(db.path, out, keep=3, now=t0 + timedelta(hours=i)) for i in range(5)]
+    kept = sorted(out.glob("ontwatch-*.db"))
+    assert kept == made[2:]
+    conn = sqlite3.connect(kept[-1])
+    assert conn.execute("SELECT COUNT(*) FROM onts").fetchone()[0] == 5
+    assert conn.execute("SELECT status FROM ont_state WHERE ont_id='2'").fetchone()[0] == "OFF"
+    conn.close()
+    assert not list(out.glob("*.partial"))
+
+
+async def test_stats_match_the_onts(engine: Engine, reads: Queries, clock: ManualClock) -> None:
+    await engine.upsert(sample_onts(4) + sample_onts(2, area="Demangan")[:0])
+    await engine.ingest(Observation.push("1", Status.OFF, 3, clock()))
+    await engine.ingest(Observation.push("2", Status.ON, 0, clock()))
+    await engine.ingest(Observation.push("3", Status.OFF, 1, clock()))
+    stats = await reads.stats()
+    onts = await reads.onts()
+    assert stats["total"] == len(onts) == 4
+    assert (stats["online"], stats["offline"], stats["unknown"]) == (1, 2, 1)
+    assert stats["by_severity"] == {"ok": 2, "warning": 1, "critical": 1}
+    assert stats["unread"] == 2
+    assert stats["by_area"]["Baciro"]["offline"] == 2
+    assert await reads.mark_read(None) == 2
+    assert (await reads.stats())["unread"] == 0
