@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     @field_validator("alert_chats", "allowed_chats", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,)
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",") if p.strip()]
             try:
