@@ -1,5 +1,18 @@
 """Fake Telegram Bot API server (aiohttp, 127.0.0.1 only) for tests and e2e runs."""
 
+# In-process use (pytest):
+#     async with FakeBotApi() as fake:
+#         app = Application.builder().token("1:T").base_url(fake.base_url)
+#               .base_file_url(fake.base_file_url).build()
+#         fake.push_message(5001, "/start"); await fake.wait_for_message(5001, "welcome")
+# Out-of-process use (e2e): ``python -m tests.fakes.bot_api --port 0`` prints
+# "READY http://127.0.0.1:PORT"; drive it with FakeBotApiClient(url) or POST JSON to
+# /_fake/{push_message,push_callback,push_location,fail_with_status,hang,rate_limit,
+# enable_flood,disable_flood,clear_faults,reset,block,unblock,missing,sent,wait,
+# violations,requests,state}; GET /_fake/files/{file_id} returns uploaded bytes.
+# Real Telegram keeps a bare "&" or unknown "&name;" literally; this fake rejects them
+# (strict_html_entities=True) so that unescaped user text is caught in tests.
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +68,8 @@ DEFAULT_FAULT_METHODS: frozenset[str] = frozenset(
 )
 # Methods that count as "a message to a chat" for flood limits and retry_after windows.
 DEFAULT_FLOOD_METHODS: frozenset[str] = frozenset({"sendmessage", "sendphoto", "sendlocation"})
+NEW_MESSAGE_METHODS: frozenset[str] = frozenset({"sendmessage", "sendphoto", "sendlocation"})
+EDIT_METHODS: frozenset[str] = frozenset({"editmessagetext", "editmessagereplymarkup"})
 # Methods recorded in ``FakeBotApi.sent`` when they succeed.
 RECORDED_METHODS: frozenset[str] = DEFAULT_FAULT_METHODS | {"setmycommands"}
 
@@ -877,17 +892,16 @@ class FakeBotApi:
     # ------------------------------------------------------------------ inspection
 
     def messages_to(self, chat_id: int | str, method: str | None = None) -> list[SentCall]:
-        """Return recorded send/edit calls for a chat (optionally one method)."""
-        return [
-            c
-            for c in self.sent
-            if c.chat_id == chat_id
-            and (method is None or c.method.lower() == method.lower())
-            and c.method.lower() not in ("sendchataction", "answercallbackquery")
-        ]
+        """Return new messages (sendMessage/Photo/Location) recorded for a chat."""
+        wanted = {method.lower()} if method else set(NEW_MESSAGE_METHODS)
+        return [c for c in self.sent if c.chat_id == chat_id and c.method.lower() in wanted]
+
+    def edits_to(self, chat_id: int | str) -> list[SentCall]:
+        """Return editMessageText/editMessageReplyMarkup calls recorded for a chat."""
+        return [c for c in self.sent if c.chat_id == chat_id and c.method.lower() in EDIT_METHODS]
 
     def texts_to(self, chat_id: int | str) -> list[str]:
-        """Return visible texts/captions of messages sent or edited in a chat."""
+        """Return visible texts/captions of new messages sent to a chat."""
         return [t for c in self.messages_to(chat_id) if (t := c.visible_text) is not None]
 
     def calls(self, method: str) -> list[SentCall]:
@@ -930,13 +944,17 @@ class FakeBotApi:
         chat_id: int | str,
         contains: str = "",
         timeout: float = 5.0,  # noqa: ASYNC109
+        *,
+        edits: bool = False,
     ) -> SentCall:
-        """Wait for a send/edit to ``chat_id`` whose visible text contains ``contains``."""
+        """Wait for a new message (or edit, if ``edits``) to ``chat_id`` containing text."""
+
+        methods = NEW_MESSAGE_METHODS | (EDIT_METHODS if edits else frozenset())
 
         def match(c: SentCall) -> bool:
             return (
                 c.chat_id == chat_id
-                and c.method.lower() not in ("sendchataction", "answercallbackquery")
+                and c.method.lower() in methods
                 and contains in (c.visible_text or "")
             )
 
@@ -1087,6 +1105,8 @@ class FakeBotApi:
 
     def _check_chat(self, chat_id: Any) -> None:
         """Raise the Telegram error for unknown or blocked chats."""
+        if chat_id is None or chat_id == "":
+            raise bad_request("chat_id is empty")
         if chat_id in self.blocked:
             if self.chat_type(chat_id) == "private":
                 raise ApiError(403, "Forbidden: bot was blocked by the user")

@@ -245,6 +245,8 @@ async def test_edit_delete_location_action(fake: FakeBotApi, bot: Bot) -> None:
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("Ack", callback_data="ack:1")]])
     await bot.edit_message_reply_markup(CHAT, msg.message_id, reply_markup=markup)
     loc = await bot.send_location(CHAT, latitude=-6.2, longitude=106.8)
+    assert [c.visible_text for c in fake.edits_to(CHAT)] == ["v2", "v2"]
+    assert fake.edits_to(CHAT)[1].callback_data == ["ack:1"]
     assert loc.location is not None and loc.location.latitude == pytest.approx(-6.2)
     assert await bot.send_chat_action(CHAT, "typing")
     assert await bot.delete_message(CHAT, msg.message_id)
