@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from storage.schema import migrate
 
 BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
 
 
 async def connect(path: str | Path, *, readonly: bool = False) -> aiosqlite.Connection:
@@ -84,6 +85,18 @@ class Database:
                 await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+
+    async def run_in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(sqlite3_connection, *args) on the writer's thread, under the write lock.
+
+        A group commit is many statements; running them as one call costs one hop to the
+        database thread instead of one per statement (measured: +20% pushes/s in
+        bench/push_bench.py). aiosqlite has no public API for this, hence its private
+        _execute/_conn; the dependency is pinned below 0.23 for that reason.
+        """
+        async with self.write_lock:
+            conn = self.writer
+            return await conn._execute(fn, conn._conn, *args)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a read query on the reader."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 from monitor.model import Ont, OntState
 from monitor.ports import Batch, Mute
@@ -42,14 +44,18 @@ class SqliteStore:
 
     async def commit(self, batch: Batch) -> None:
         """Write everything in the batch in one transaction."""
-        now = datetime.now(UTC)
-        async with self.db.transaction() as conn:
-            if batch.deleted:
-                ids = [(i,) for i in batch.deleted]
-                await conn.executemany("DELETE FROM ont_state WHERE ont_id = ?", ids)
-                await conn.executemany("DELETE FROM onts WHERE id = ?", ids)
-            if batch.onts:
-                await conn.executemany(
+        statements = self._statements(batch, datetime.now(UTC))
+        await self.db.run_in_writer(_run_transaction, statements)
+
+    def _statements(self, batch: Batch, now: datetime) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        if batch.deleted:
+            ids = [(i,) for i in batch.deleted]
+            out.append(("DELETE FROM ont_state WHERE ont_id = ?", ids))
+            out.append(("DELETE FROM onts WHERE id = ?", ids))
+        if batch.onts:
+            out.append(
+                (
                     f"INSERT INTO onts ({ONT_COLUMNS}, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
                     "customer_id=excluded.customer_id, location=excluded.location, "
@@ -57,14 +63,17 @@ class SqliteStore:
                     "updated_at=excluded.updated_at",
                     [ont_row(o, now) for o in batch.onts.values()],
                 )
-            if batch.states:
-                await conn.executemany(
-                    f"INSERT OR REPLACE INTO ont_state ({STATE_COLUMNS}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            )
+        if batch.states:
+            out.append(
+                (
+                    f"INSERT OR REPLACE INTO ont_state ({STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [state_row(s) for s in batch.states.values()],
                 )
-            if batch.history:
-                await conn.executemany(
+            )
+        if batch.history:
+            out.append(
+                (
                     "INSERT INTO history (ont_id, at, source, status, rto_count, severity, reason)"
                     " VALUES (?,?,?,?,?,?,?)",
                     [
@@ -80,10 +89,11 @@ class SqliteStore:
                         for h in batch.history
                     ],
                 )
+            )
+        if batch.alerts:
+            notifications, outbox = [], []
             for event, ont, chats in batch.alerts:
-                cur = await conn.execute(
-                    "INSERT INTO notifications (created_at, kind, severity, ont_id, area, message,"
-                    " payload, notify) VALUES (?,?,?,?,?,?,?,?)",
+                notifications.append(
                     (
                         ts(event.at),
                         event.kind.value,
@@ -93,18 +103,53 @@ class SqliteStore:
                         summarize(event, ont),
                         json.dumps(event_payload(event, ont)),
                         int(event.notify),
-                    ),
+                        len(chats),
+                    )
                 )
-                if chats:
-                    await conn.executemany(
-                        "INSERT INTO outbox (notification_id, chat_id, created_at) VALUES (?,?,?)",
-                        [(cur.lastrowid, chat, ts(now)) for chat in chats],
-                    )
-            for target, mute in batch.mutes.items():
-                if mute is None:
-                    await conn.execute("DELETE FROM mutes WHERE target = ?", (target,))
-                else:
-                    await conn.execute(
+                outbox.extend((chat, ts(now)) for chat in chats)
+            out.append((_NOTIFY, notifications))
+            out.append((_OUTBOX, outbox))
+        for target, mute in batch.mutes.items():
+            if mute is None:
+                out.append(("DELETE FROM mutes WHERE target = ?", [(target,)]))
+            else:
+                out.append(
+                    (
                         "INSERT OR REPLACE INTO mutes (target, until, by) VALUES (?,?,?)",
-                        (target, ts(mute.until), mute.by),
+                        [(target, ts(mute.until), mute.by)],
                     )
+                )
+        return out
+
+
+_NOTIFY = "notifications"
+_OUTBOX = "outbox"
+
+
+def _run_transaction(
+    conn: sqlite3.Connection, statements: list[tuple[str, list[tuple[Any, ...]]]]
+) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outbox_ids: list[int] = []
+        for sql, rows in statements:
+            if sql is _NOTIFY:
+                (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM notifications").fetchone()
+                numbered = [(last + i, *r[:-1]) for i, r in enumerate(rows, start=1)]
+                conn.executemany(
+                    "INSERT INTO notifications (id, created_at, kind, severity, ont_id, area,"
+                    " message, payload, notify) VALUES (?,?,?,?,?,?,?,?,?)",
+                    numbered,
+                )
+                outbox_ids = [last + i for i, r in enumerate(rows, start=1) for _ in range(r[-1])]
+            elif sql is _OUTBOX:
+                conn.executemany(
+                    "INSERT INTO outbox (notification_id, chat_id, created_at) VALUES (?,?,?)",
+                    [(nid, *r) for nid, r in zip(outbox_ids, rows, strict=True)],
+                )
+            else:
+                conn.executemany(sql, rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

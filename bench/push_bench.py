@@ -1,0 +1,140 @@
+"""Push throughput and latency of ontwatch vs a bare aiohttp+aiosqlite server, on loopback only.
+
+Usage: .venv/bin/python bench/push_bench.py [--requests 10000] [--concurrency 100] [--onts 10000]
+Bounded: each load phase stops after --requests requests or --seconds seconds, whichever first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.process import ServiceProcess, free_port, service_env  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+async def load(base: str, n_onts: int, requests: int, concurrency: int, seconds: float) -> dict:
+    """Single pushes from `concurrency` connections; returns rate and latency percentiles."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+    deadline = time.monotonic() + seconds
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                if time.monotonic() > deadline:
+                    return
+                ont = i % n_onts + 1
+                body = {"status": "OFF" if i % 7 == 0 else "ON", "rto_count": i % 4}
+                t0 = time.perf_counter()
+                async with session.post(f"{base}/api/ont-status/{ont}", json=body) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rate": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+async def bulk(base: str, n_onts: int) -> float:
+    """One POST /api/ont-status with an update for every ONT; seconds until answered."""
+    body = [{"id": str(i), "status": "OFF", "rto_count": 1} for i in range(1, n_onts + 1)]
+    async with aiohttp.ClientSession() as session:
+        t0 = time.perf_counter()
+        async with session.post(f"{base}/api/ont-status", json=body) as r:
+            result = await r.json()
+        elapsed = time.perf_counter() - t0
+    assert r.status == 200 and result["applied"] == n_onts, result
+    return elapsed
+
+
+def inventory(n: int) -> bytes:
+    """n ONTs with loopback IPs in 20 areas."""
+    return json.dumps([
+        {"id": i, "name": f"Area{i % 20} ONT {i}", "ip": f"127.20.{i // 250}.{i % 250 + 1}",
+         "latitude": -7.8, "longitude": 110.4}
+        for i in range(1, n + 1)
+    ]).encode()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--onts", type=int, default=10_000)
+    ap.add_argument("--seconds", type=float, default=60)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ontwatch-bench-"))
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}, "
+          f"Python {platform.python_version()}; database under {tmp}")
+
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(tmp / "bare.db"),
+                             str(port), str(args.onts)])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                import urllib.request
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        bare_res = asyncio.run(load(base, args.onts, args.requests, args.concurrency, args.seconds))
+    finally:
+        bare.terminate()
+        bare.wait(10)
+
+    env = service_env(tmp / "ontwatch.db", free_port(), ONTWATCH_LOG_LEVEL="WARNING")
+    svc = ServiceProcess(env, log=tmp / "service.log")
+    try:
+        import urllib.request
+        req = urllib.request.Request(svc.base + "/api/onts/import", data=inventory(args.onts),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=120).read()
+        ours = asyncio.run(load(svc.base, args.onts, args.requests, args.concurrency, args.seconds))
+        bulk_times = [asyncio.run(bulk(svc.base, args.onts)) for _ in range(3)]
+    finally:
+        svc.stop()
+
+    def row(name: str, r: dict) -> str:
+        return (f"{name:<28} {r['requests']:>7} req  {r['rate']:>8.0f}/s  p50 {r['p50_ms']:6.1f} ms"
+                f"  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}")
+
+    print(f"single pushes, {args.concurrency} concurrent connections, {args.onts} ONTs:")
+    print(row("bare aiohttp+aiosqlite", bare_res))
+    print(row("ontwatch", ours))
+    print(f"ontwatch / bare rate: {ours['rate'] / bare_res['rate']:.2f}  (target >= 0.5; "
+          f"p99 target < 50 ms)")
+    print(f"bulk push of {args.onts} updates: median {statistics.median(bulk_times):.3f} s "
+          f"(runs: {', '.join(f'{t:.3f}' for t in bulk_times)}; target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()
