@@ -138,8 +138,8 @@ def fit(
     scale = TILE_SIZE * float(2**zoom)
     # Centre the points inside the padded box, so the image centre shifts by half the
     # difference between opposite paddings.
-    cx = (x0 + x1) / 2 - (padding.right - padding.left) / 2 / scale
-    cy = (y0 + y1) / 2 - (padding.bottom - padding.top) / 2 / scale
+    cx = (x0 + x1) / 2 - (padding.left - padding.right) / 2 / scale
+    cy = (y0 + y1) / 2 - (padding.top - padding.bottom) / 2 / scale
     return Frame(zoom, cx, cy, width, height)
 
 

@@ -155,11 +155,11 @@ class HeaderLayout:
 
 
 def _title_font(s: float) -> Font:
-    return font(max(11, round(21 * s)), bold=True)
+    return font(max(11, round(22 * s)), bold=True)
 
 
 def _legend_font(s: float) -> Font:
-    return font(max(10, round(17 * s)))
+    return font(max(10, round(18 * s)))
 
 
 def _fit_text(text: str, f: Font, room: int) -> str:

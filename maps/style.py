@@ -26,7 +26,7 @@ COLOURS: dict[Category, RGB] = {
 }
 
 LABELS: dict[Category, str] = {
-    Category.OFFLINE: "Offline / critical",
+    Category.OFFLINE: "Offline/critical",
     Category.WARNING: "Warning",
     Category.ONLINE: "Online",
     Category.UNKNOWN: "Unknown",
@@ -35,7 +35,7 @@ LABELS: dict[Category, str] = {
 # Legend order: what needs a technician first.
 LEGEND_ORDER = (Category.OFFLINE, Category.WARNING, Category.ONLINE, Category.UNKNOWN)
 
-NO_COORDS_LABEL = "No coordinates"
+NO_COORDS_LABEL = "No location"
 FOCUS_RING: RGB = (31, 95, 191)  # blue: not one of the state colours
 TEXT: RGB = (25, 25, 25)
 PANEL: RGB = (255, 255, 255)
