@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import math
@@ -37,9 +38,10 @@ MAX_TIMEOUT = 60.0
 MAX_RATE = 1_000_000.0
 # Replies read per wake-up of the reader, so one callback never holds the loop for long.
 _READS_PER_WAKEUP = 2048
-# A full send queue (EAGAIN/ENOBUFS) is retried after a short pause this many times
-# before that one probe is failed.
-_SEND_RETRIES = 20
+# A full send queue (EAGAIN/ENOBUFS) is retried after a short pause; at most this many
+# pauses per sweep, after which such errors fail their probe at once.
+_TRANSIENT_SEND_ERRORS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+_MAX_SEND_PAUSES = 200
 _SEND_RETRY_PAUSE = 0.001
 
 
@@ -167,6 +169,7 @@ class Sweeper:
         self.mode_reason: str
         if privileged is None:
             self.mode, self.mode_reason = probe_icmp_mode()
+            log.info("ICMP sweep mode %s: %s", self.mode, self.mode_reason)
         else:
             self.mode = "raw" if privileged else "datagram"
             self.mode_reason = "chosen by the caller"
@@ -309,7 +312,7 @@ class Sweeper:
         start = time.perf_counter()
         last_send = start
         i = 0
-        retries = 0
+        pauses = 0
         while i < n:
             # Token bucket without memory: what is due by now, capped at one burst, so a
             # late wake-up catches up a little but never floods.
@@ -327,24 +330,18 @@ class Sweeper:
                 sent_at = time.time()
                 try:
                     sock.sendto(packet, target)
-                except (BlockingIOError, InterruptedError) as exc:
-                    blocked = self._retry_or_fail(state, i, exc, retries)
-                    if blocked:
-                        retries += 1
-                        break
-                    retries = 0
                 except OSError as exc:
-                    if exc.errno == 105 and retries < _SEND_RETRIES:  # ENOBUFS: queue full
-                        retries += 1
+                    # A full send queue is transient: pause and retry this probe, within one
+                    # budget per sweep so a stuck socket cannot stretch the sweep unbounded.
+                    if exc.errno in _TRANSIENT_SEND_ERRORS and pauses < _MAX_SEND_PAUSES:
+                        pauses += 1
                         blocked = True
                         break
                     state.error[i] = f"sendto: {describe_oserror(exc)}"
-                    retries = 0
                 else:
                     state.sent_at[i] = sent_at
                     state.outstanding += 1
                     last_send = time.perf_counter()
-                    retries = 0
                 i += 1
             if i >= n:
                 break
@@ -356,14 +353,6 @@ class Sweeper:
             # readers run and come straight back.
             await asyncio.sleep(wait if wait >= 0.0005 else 0)
         return last_send
-
-    @staticmethod
-    def _retry_or_fail(state: _Sweep, i: int, exc: OSError, retries: int) -> bool:
-        """True to retry probe i after a pause; False once it has been marked failed."""
-        if retries < _SEND_RETRIES:
-            return True
-        state.error[i] = f"sendto: {describe_oserror(exc)}"
-        return False
 
     @staticmethod
     def _discard_queued(sock: socket.socket) -> None:

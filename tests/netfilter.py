@@ -38,7 +38,35 @@ def missing_privileges(*tools: str) -> str | None:
         if shutil.which(tool) is None:
             package = {"nft": "nftables", "ip": "iproute2", "fping": "fping"}.get(tool, tool)
             return f"`{tool}` not found (apt-get install -y {package})"
+    caps = _effective_capabilities()
+    if "ip" in tools and not caps & (1 << _CAP_SYS_ADMIN):
+        return "needs CAP_SYS_ADMIN to create a network namespace"
+    if "nft" in (tools or ("nft",)):
+        # Root without CAP_NET_ADMIN, or a kernel/container without nf_tables, fails here.
+        try:
+            probe = subprocess.run(
+                ["nft", "list", "tables"], capture_output=True, text=True, timeout=_TOOL_TIMEOUT
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"nft does not work here: {exc}"
+        if probe.returncode != 0:
+            return f"nft does not work here: {probe.stderr.strip()[:200]}"
     return None
+
+
+_CAP_NET_ADMIN = 12
+_CAP_SYS_ADMIN = 21
+
+
+def _effective_capabilities() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _run(argv: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -196,6 +196,24 @@ async def test_two_sweepers_at_once_do_not_take_each_others_replies() -> None:
     assert (rb.sent, rb.replied) == (150, 150)
 
 
+@needs_icmp
+async def test_a_refused_send_fails_only_that_probe_without_nftables() -> None:
+    # 127.255.255.255 is lo's broadcast address: the kernel refuses the echo (EACCES).
+    with loopback_sweeper(timeout=1.0) as sweeper:
+        result = await sweep(sweeper, ["127.0.0.1", "127.255.255.255", "127.1.60.1"])
+    assert "EACCES" in result.results["127.255.255.255"].error
+    assert not result.results["127.255.255.255"].replied
+    assert result.results["127.0.0.1"].replied and result.results["127.1.60.1"].replied
+    assert (result.sent, result.replied, result.errors) == (2, 2, 1)
+
+
+@needs_icmp
+async def test_an_empty_sweep_is_empty() -> None:
+    with loopback_sweeper() as sweeper:
+        result = await sweep(sweeper, [])
+    assert (dict(result.results), result.sent, result.replied, result.errors) == ({}, 0, 0, 0)
+
+
 async def test_sweep_after_close_is_an_error() -> None:
     sweeper = Sweeper(privileged=True)
     sweeper.close()
