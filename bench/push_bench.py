@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.process import ServiceProcess, free_port, service_env  # noqa: E402
+from tests.process import ServiceProcess, free_port, service_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,11 +76,18 @@ async def bulk(base: str, n_onts: int) -> float:
 
 def inventory(n: int) -> bytes:
     """n ONTs with loopback IPs in 20 areas."""
-    return json.dumps([
-        {"id": i, "name": f"Area{i % 20} ONT {i}", "ip": f"127.20.{i // 250}.{i % 250 + 1}",
-         "latitude": -7.8, "longitude": 110.4}
-        for i in range(1, n + 1)
-    ]).encode()
+    return json.dumps(
+        [
+            {
+                "id": i,
+                "name": f"Area{i % 20} ONT {i}",
+                "ip": f"127.20.{i // 250}.{i % 250 + 1}",
+                "latitude": -7.8,
+                "longitude": 110.4,
+            }
+            for i in range(1, n + 1)
+        ]
+    ).encode()
 
 
 def main() -> None:
@@ -91,17 +98,27 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ontwatch-bench-"))
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}, "
-          f"Python {platform.python_version()}; database under {tmp}")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}; database under {tmp}"
+    )
 
     port = free_port()
-    bare = subprocess.Popen([sys.executable, str(HERE / "bare_server.py"), str(tmp / "bare.db"),
-                             str(port), str(args.onts)])
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "bare_server.py"),
+            str(tmp / "bare.db"),
+            str(port),
+            str(args.onts),
+        ]
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
                 import urllib.request
+
                 urllib.request.urlopen(base + "/healthz", timeout=1)
                 break
             except OSError:
@@ -115,8 +132,13 @@ def main() -> None:
     svc = ServiceProcess(env, log=tmp / "service.log")
     try:
         import urllib.request
-        req = urllib.request.Request(svc.base + "/api/onts/import", data=inventory(args.onts),
-                                     method="POST", headers={"Content-Type": "application/json"})
+
+        req = urllib.request.Request(
+            svc.base + "/api/onts/import",
+            data=inventory(args.onts),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         urllib.request.urlopen(req, timeout=120).read()
         ours = asyncio.run(load(svc.base, args.onts, args.requests, args.concurrency, args.seconds))
         bulk_times = [asyncio.run(bulk(svc.base, args.onts)) for _ in range(3)]
@@ -124,16 +146,22 @@ def main() -> None:
         svc.stop()
 
     def row(name: str, r: dict) -> str:
-        return (f"{name:<28} {r['requests']:>7} req  {r['rate']:>8.0f}/s  p50 {r['p50_ms']:6.1f} ms"
-                f"  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}")
+        return (
+            f"{name:<28} {r['requests']:>7} req  {r['rate']:>8.0f}/s  p50 {r['p50_ms']:6.1f} ms"
+            f"  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}"
+        )
 
     print(f"single pushes, {args.concurrency} concurrent connections, {args.onts} ONTs:")
     print(row("bare aiohttp+aiosqlite", bare_res))
     print(row("ontwatch", ours))
-    print(f"ontwatch / bare rate: {ours['rate'] / bare_res['rate']:.2f}  (target >= 0.5; "
-          f"p99 target < 50 ms)")
-    print(f"bulk push of {args.onts} updates: median {statistics.median(bulk_times):.3f} s "
-          f"(runs: {', '.join(f'{t:.3f}' for t in bulk_times)}; target < 1 s)")
+    print(
+        f"ontwatch / bare rate: {ours['rate'] / bare_res['rate']:.2f}  (target >= 0.5; "
+        f"p99 target < 50 ms)"
+    )
+    print(
+        f"bulk push of {args.onts} updates: median {statistics.median(bulk_times):.3f} s "
+        f"(runs: {', '.join(f'{t:.3f}' for t in bulk_times)}; target < 1 s)"
+    )
 
 
 if __name__ == "__main__":

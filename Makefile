@@ -1,0 +1,43 @@
+# ontwatch — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run test test-quick lint format bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## run the service with a demo inventory on http://127.0.0.1:5000
+run: install
+	$(BIN)/ontwatch run --demo
+
+## the whole test suite (what CI runs), plus the linter
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+## unit tests only: no process, e2e or privileged network tests
+test-quick: install
+	$(BIN)/python -m pytest -q -m "not e2e and not privileged"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/push_bench.py
+	$(BIN)/python bench/sweep_bench.py
+	$(BIN)/python bench/map_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
