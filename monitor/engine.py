@@ -6,13 +6,34 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from monitor import rules
-from monitor.model import Decision, Event, Observation, Ont, OntState, Source, Thresholds
-from monitor.ports import AlertSink, Batch, Clock, HistoryEntry, Mute, Router, StaticRouter, Store
+from monitor import outages, rules
+from monitor.model import (
+    Decision,
+    Event,
+    EventKind,
+    Observation,
+    Ont,
+    OntState,
+    Severity,
+    Source,
+    Status,
+    Thresholds,
+)
+from monitor.outages import MassOutage
+from monitor.ports import (
+    AlertSink,
+    Batch,
+    Clock,
+    HistoryEntry,
+    Mute,
+    Router,
+    StaticRouter,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +68,18 @@ class _Txn:
     undo_onts: dict[str, Ont | None] = field(default_factory=dict)
     undo_states: dict[str, OntState | None] = field(default_factory=dict)
     undo_mutes: dict[str, Mute | None] = field(default_factory=dict)
+    undo_outages: dict[str, MassOutage | None] = field(default_factory=dict)
+    undo_dirty: set[str] | None = None
     events: list[tuple[Event, Ont | None]] = field(default_factory=list)
+    areas: set[str] = field(default_factory=set)  # areas where an ONT changed status
 
     def put_ont(self, ont: Ont) -> None:
         e = self.engine
         self.undo_onts.setdefault(ont.id, e.onts.get(ont.id))
+        old = e.onts.get(ont.id)
+        if old is not None and old.area != ont.area:
+            e.area_index.get(old.area, set()).discard(ont.id)
+        e.area_index.setdefault(ont.area, set()).add(ont.id)
         e.onts[ont.id] = ont
         self.batch.onts[ont.id] = ont
         self.batch.deleted.discard(ont.id)
@@ -60,6 +88,9 @@ class _Txn:
         e = self.engine
         self.undo_onts.setdefault(ont_id, e.onts.get(ont_id))
         self.undo_states.setdefault(ont_id, e.states.get(ont_id))
+        old = e.onts.get(ont_id)
+        if old is not None:
+            e.area_index.get(old.area, set()).discard(ont_id)
         e.onts.pop(ont_id, None)
         e.states.pop(ont_id, None)
         self.batch.onts.pop(ont_id, None)
@@ -68,9 +99,44 @@ class _Txn:
 
     def put_state(self, state: OntState) -> None:
         e = self.engine
-        self.undo_states.setdefault(state.ont_id, e.states.get(state.ont_id))
+        old = e.states.get(state.ont_id)
+        self.undo_states.setdefault(state.ont_id, old)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
+        if old is None or old.status is not state.status:
+            ont = e.onts.get(state.ont_id)
+            if ont is not None:
+                self.areas.add(ont.area)
+
+    def touch_state(self, state: OntState) -> None:
+        """Keep an unchanged probe's last_seen in memory; the next tick writes it."""
+        e = self.engine
+        self.undo_states.setdefault(state.ont_id, e.states.get(state.ont_id))
+        e.states[state.ont_id] = state
+        e.dirty.add(state.ont_id)
+
+    def put_outage(self, area: str, outage: MassOutage | None) -> None:
+        e = self.engine
+        self.undo_outages.setdefault(area, e.outages.get(area))
+        if outage is None:
+            e.outages.pop(area, None)
+        else:
+            e.outages[area] = outage
+        self.batch.outages[area] = outage
+
+    def fold(self, members: frozenset[str]) -> None:
+        """Members' own messages in this batch are folded into the area's outage message."""
+        if not members:
+            return
+        self.batch.folded |= members
+        self.batch.alerts = [
+            (replace(ev, notify=False), ont, ()) if ev.ont_id in members else (ev, ont, chats)
+            for ev, ont, chats in self.batch.alerts
+        ]
+        self.events = [
+            (replace(ev, notify=False) if ev.ont_id in members else ev, ont)
+            for ev, ont in self.events
+        ]
 
     def put_mute(self, target: str, mute: Mute | None) -> None:
         e = self.engine
@@ -101,6 +167,9 @@ class _Txn:
                     mapping.pop(key, None)  # type: ignore[attr-defined]
                 else:
                     mapping[key] = old  # type: ignore[index]
+        e.area_index = _index_areas(e.onts)
+        if self.undo_dirty is not None:
+            e.dirty |= self.undo_dirty
 
 
 class Engine:
@@ -125,6 +194,9 @@ class Engine:
         self.onts: dict[str, Ont] = {}
         self.states: dict[str, OntState] = {}
         self.mutes: dict[str, Mute] = {}
+        self.outages: dict[str, MassOutage] = {}
+        self.area_index: dict[str, set[str]] = {}
+        self.dirty: set[str] = set()  # states changed in memory only (probe last_seen)
         self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # batches written, for metrics and tests
@@ -133,10 +205,12 @@ class Engine:
 
     async def start(self) -> None:
         """Load the stored state and start the writer."""
-        onts, states, mutes = await self.store.load()
-        self.onts = {o.id: o for o in onts}
-        self.states = {s.ont_id: s for s in states}
-        self.mutes = {m.target: m for m in mutes}
+        snap = await self.store.load()
+        self.onts = {o.id: o for o in snap.onts}
+        self.states = {s.ont_id: s for s in snap.states}
+        self.mutes = {m.target: m for m in snap.mutes}
+        self.outages = {o.area: o for o in snap.outages}
+        self.area_index = _index_areas(self.onts)
         for ont_id in self.onts.keys() - self.states.keys():
             self.states[ont_id] = OntState(ont_id=ont_id)
         self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
@@ -260,7 +334,92 @@ class Engine:
 
         return await self._submit(apply)
 
+    async def tick(self, now: datetime | None = None) -> list[Event]:
+        """Time-driven rules for every ONT, mute expiry, and the write-back of probe state."""
+
+        def apply(tx: _Txn) -> list[Event]:
+            at = now or tx.now
+            self._expire_mutes(tx, at)
+            for ont_id, ont in self.onts.items():
+                state = self.states[ont_id]
+                if state.incident is None and not state.flapping:
+                    continue
+                ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, at))
+                decision = rules.tick(ont, state, at, ctx)
+                if decision.changed:
+                    tx.put_state(decision.state)
+                for event in decision.events:
+                    tx.emit(event)
+            tx.areas.update(self.outages)
+            tx.undo_dirty = set(self.dirty)
+            for ont_id in self.dirty:
+                if ont_id in self.states and ont_id not in tx.batch.states:
+                    tx.batch.states[ont_id] = self.states[ont_id]
+            self.dirty.clear()
+            return [e for e, _ in tx.events]
+
+        return await self._submit(apply)
+
+    async def announce(self, event: Event) -> None:
+        """Record and route an event that belongs to no ONT (e.g. the monitor lost its network)."""
+
+        def apply(tx: _Txn) -> None:
+            tx.emit(event)
+
+        await self._submit(apply)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _expire_mutes(self, tx: _Txn, now: datetime) -> None:
+        for target, mute in list(self.mutes.items()):
+            if mute.until > now:
+                continue
+            tx.put_mute(target, None)
+            kind, _, name = target.partition(":")
+            ids = [name] if kind == "ont" else sorted(self.area_index.get(name, ()))
+            for ont_id in ids:
+                state = self.states.get(ont_id)
+                ont = self.onts.get(ont_id)
+                if state is None or ont is None or state.incident is None:
+                    continue
+                if state.incident.acked_at is not None or self.is_muted(ont, now):
+                    continue
+                tx.emit(
+                    Event(
+                        kind=EventKind.REMINDER,
+                        severity=state.severity,
+                        at=now,
+                        ont_id=ont_id,
+                        area=ont.area,
+                        status=state.status,
+                        rto_count=state.rto_count,
+                        duration=now - state.incident.opened_at,
+                        reason=f"mute ended; still {state.severity.value}: {state.incident.reason}",
+                    )
+                )
+
+    def _assess_outages(self, tx: _Txn) -> None:
+        for area in sorted(tx.areas):
+            ids = self.area_index.get(area, set())
+            items = [(self.onts[i], self.states[i]) for i in ids]
+            active = self.outages.get(area)
+            verdict = outages.assess_area(area, items, active, tx.now, self.thresholds)
+            if verdict.outage != active:
+                tx.put_outage(area, verdict.outage)
+            for event in verdict.events:
+                tx.emit(event)
+            tx.fold(verdict.fold)
+            for ont_id in sorted(verdict.fold | verdict.release):
+                self._mark_member(tx, ont_id, "" if ont_id in verdict.release else area)
+
+    def _mark_member(self, tx: _Txn, ont_id: str, area: str) -> None:
+        state = self.states[ont_id]
+        inc = state.incident
+        if inc is None or inc.mass_outage == area:
+            return
+        # Part of a mass outage is critical (DESIGN.md); leaving one never de-escalates.
+        severity = Severity.CRITICAL if area and state.status is Status.OFF else inc.severity
+        tx.put_state(state.evolve(incident=replace(inc, mass_outage=area, severity=severity)))
 
     def _state(self, ont_id: str) -> OntState:
         if ont_id not in self.onts:
@@ -272,6 +431,9 @@ class Engine:
         ont = self.onts[obs.ont_id]
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
         decision = rules.decide(ont, state, obs, ctx)
+        if obs.source is Source.PROBE and not decision.changed and not decision.events:
+            tx.touch_state(decision.state)  # 10,000 ONTs every 5 s: don't rewrite what is stable
+            return decision
         tx.put_state(decision.state)
         for event in decision.events:
             tx.emit(event)
@@ -319,6 +481,8 @@ class Engine:
                 results.append((job, job.apply(tx), None))
             except (LookupError, ValueError) as exc:
                 results.append((job, None, exc))
+        if tx.areas:
+            self._assess_outages(tx)
         if tx.batch:
             try:
                 await self.store.commit(tx.batch)
@@ -344,3 +508,10 @@ class Engine:
                     sink.committed(tx.events)
                 except Exception:
                     log.exception("alert sink %r failed", sink)
+
+
+def _index_areas(onts: dict[str, Ont]) -> dict[str, set[str]]:
+    index: dict[str, set[str]] = {}
+    for ont_id, ont in onts.items():
+        index.setdefault(ont.area, set()).add(ont_id)
+    return index

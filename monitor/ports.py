@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from monitor.model import Event, Ont, OntState, Severity, Source, Status
+from monitor.outages import MassOutage
 
 Clock = Callable[[], datetime]
 
@@ -44,11 +45,30 @@ class Batch:
     history: list[HistoryEntry] = field(default_factory=list)
     alerts: list[tuple[Event, Ont | None, tuple[int, ...]]] = field(default_factory=list)
     mutes: dict[str, Mute | None] = field(default_factory=dict)  # None = remove
+    outages: dict[str, MassOutage | None] = field(default_factory=dict)  # by area; None = ended
+    # ONTs whose undelivered opened/escalated messages are now folded into a mass outage
+    folded: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(
-            self.onts or self.deleted or self.states or self.history or self.alerts or self.mutes
+            self.onts
+            or self.deleted
+            or self.states
+            or self.history
+            or self.alerts
+            or self.mutes
+            or self.outages
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the engine loads at start-up."""
+
+    onts: list[Ont]
+    states: list[OntState]
+    mutes: list[Mute] = field(default_factory=list)
+    outages: list[MassOutage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +103,8 @@ class HistoryRow:
 class Store(Protocol):
     """Durable state behind the engine."""
 
-    async def load(self) -> tuple[list[Ont], list[OntState], list[Mute]]:
-        """Inventory, live states and active mutes, at start-up."""
+    async def load(self) -> Snapshot:
+        """Inventory, live states, mutes and open mass outages, at start-up."""
         ...
 
     async def commit(self, batch: Batch) -> None:

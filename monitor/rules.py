@@ -38,6 +38,8 @@ def classify(state: OntState, now: datetime, th: Thresholds) -> tuple[Severity, 
         and now - state.status_since > th.critical_off_after
     ):
         return Severity.CRITICAL, f"OFF for more than {_fmt_td(th.critical_off_after)}"
+    if state.status is Status.OFF and state.incident and state.incident.mass_outage:
+        return Severity.CRITICAL, f"part of a mass outage in {state.incident.mass_outage}"
     if state.status is Status.OFF:
         return Severity.WARNING, "went OFF"
     if state.rto_count > 0:
@@ -185,3 +187,80 @@ def _fmt_td(td: timedelta) -> str:
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
     return f"{seconds} s"
+
+
+def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
+    """Time-driven rules for one ONT: OFF too long, reminders, end of flapping."""
+    th = ctx.thresholds
+    events: list[Event] = []
+    new = state
+    reasons: list[str] = []
+
+    target, reason = classify(new, now, th)
+    if new.incident is not None and target.rank > new.incident.severity.rank:
+        incident, event = advance_incident(new, target, reason, now)
+        new = new.evolve(incident=incident)
+        if event is not None:
+            events.append(_routed(event, ont, ctx, new.flapping))
+            reasons.append(reason)
+
+    if new.flapping:
+        recent = tuple(t for t in new.transitions if now - t <= th.flap_window)
+        if not recent:
+            shown = new.status.value
+            event = _event(
+                EventKind.FLAPPING_ENDED,
+                new.severity if new.incident else Severity.OK,
+                now,
+                f"stable for {_fmt_td(th.flap_window)}, now {shown}",
+                new,
+            )
+            new = new.evolve(flapping=False, transitions=recent)
+            events.append(replace(event, area=ont.area))
+            reasons.append("flapping ended")
+
+    reminder = due_reminder(new, now, th)
+    if reminder is not None and not new.flapping:
+        inc = new.incident
+        assert inc is not None
+        new = new.evolve(incident=replace(inc, last_notified_at=now))
+        events.append(_routed(replace(reminder, area=ont.area), ont, ctx, False))
+        reasons.append("reminder")
+
+    changed = new != state
+    return Decision(
+        state=new,
+        events=tuple(events),
+        reason="; ".join(reasons) or "nothing due",
+        changed=changed,
+    )
+
+
+def due_reminder(state: OntState, now: datetime, th: Thresholds) -> Event | None:
+    """A reminder when a critical incident is unacknowledged for a whole repeat interval."""
+    inc = state.incident
+    if inc is None or inc.severity is not Severity.CRITICAL or inc.acked_at is not None:
+        return None
+    if inc.mass_outage:
+        return None  # the area incident speaks for its members
+    last = inc.last_notified_at or inc.escalated_at or inc.opened_at
+    if now - last < th.reminder_every:
+        return None
+    open_for = now - inc.opened_at
+    return Event(
+        kind=EventKind.REMINDER,
+        severity=inc.severity,
+        at=now,
+        ont_id=state.ont_id,
+        reason=f"still {inc.severity.value}, unacknowledged for {_fmt_td_human(open_for)}: "
+        f"{inc.reason}",
+        status=state.status,
+        rto_count=state.rto_count,
+        duration=open_for,
+    )
+
+
+def _fmt_td_human(td: timedelta) -> str:
+    minutes = int(td.total_seconds()) // 60
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

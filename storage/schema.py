@@ -85,6 +85,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, area)
     );
     """,
+    # 2: open mass outages (area incidents), so a restart keeps folding their members
+    """
+    CREATE TABLE mass_outages (
+        area TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        members TEXT NOT NULL
+    );
+    """,
 ]
 
 

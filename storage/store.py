@@ -7,8 +7,8 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import Ont, OntState
-from monitor.ports import Batch, Mute
+from monitor.outages import MassOutage
+from monitor.ports import Batch, Mute, Snapshot
 from monitor.summary import summarize
 from storage.codec import (
     STATE_COLUMNS,
@@ -31,8 +31,8 @@ class SqliteStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def load(self) -> tuple[list[Ont], list[OntState], list[Mute]]:
-        """Inventory, states and mutes as stored."""
+    async def load(self) -> Snapshot:
+        """Inventory, states, mutes and open mass outages as stored."""
         conn = self.db.writer
         async with conn.execute(f"SELECT {ONT_COLUMNS} FROM onts") as cur:
             onts = [ont_from_row(r) for r in await cur.fetchall()]
@@ -40,7 +40,12 @@ class SqliteStore:
             states = [state_from_row(r) for r in await cur.fetchall()]
         async with conn.execute("SELECT target, until, by FROM mutes") as cur:
             mutes = [Mute(t, parse_ts(u), b) for t, u, b in await cur.fetchall()]  # type: ignore[arg-type]
-        return onts, states, mutes
+        async with conn.execute("SELECT area, started_at, members FROM mass_outages") as cur:
+            outages = [
+                MassOutage(a, parse_ts(t), frozenset(json.loads(m)))  # type: ignore[arg-type]
+                for a, t, m in await cur.fetchall()
+            ]
+        return Snapshot(onts, states, mutes, outages)
 
     async def commit(self, batch: Batch) -> None:
         """Write everything in the batch in one transaction."""
@@ -109,6 +114,25 @@ class SqliteStore:
                 outbox.extend((chat, ts(now)) for chat in chats)
             out.append((_NOTIFY, notifications))
             out.append((_OUTBOX, outbox))
+        if batch.folded:
+            # Messages still waiting in the outbox are folded too: the outage message lists them.
+            out.append(
+                (
+                    "UPDATE outbox SET state = 'folded' WHERE state = 'pending' AND notification_id IN"
+                    " (SELECT id FROM notifications WHERE ont_id = ? AND kind IN ('opened', 'escalated'))",
+                    [(i,) for i in sorted(batch.folded)],
+                )
+            )
+        for area, outage in batch.outages.items():
+            if outage is None:
+                out.append(("DELETE FROM mass_outages WHERE area = ?", [(area,)]))
+            else:
+                out.append(
+                    (
+                        "INSERT OR REPLACE INTO mass_outages (area, started_at, members) VALUES (?,?,?)",
+                        [(area, ts(outage.started_at), json.dumps(sorted(outage.members)))],
+                    )
+                )
         for target, mute in batch.mutes.items():
             if mute is None:
                 out.append(("DELETE FROM mutes WHERE target = ?", [(target,)]))

@@ -179,3 +179,109 @@ async def test_delete(engine: Engine, clock: ManualClock, reads: Queries) -> Non
     assert [o.id for o, _ in await reads.onts()] == ["1"]
     with pytest.raises(UnknownOnt):
         await engine.delete("2")
+
+
+async def test_mass_outage_is_one_event_and_one_recovery(
+    engine: Engine, clock: ManualClock, db: Database, reads: Queries
+) -> None:
+    await engine.upsert(sample_onts(40))
+    for i in range(1, 13):  # one after another, each its own transaction
+        clock.advance(seconds=5)
+        await engine.ingest(Observation.push(str(i), Status.OFF, 0, clock()))
+    notes = [n for n in await reads.notifications(limit=500) if not n.ont_id]
+    assert [n.kind for n in notes] == ["mass_outage"]
+    assert notes[0].payload["members"] == ["1", "2", "3", "4", "5"]  # as first seen
+    assert len(engine.outages["Baciro"].members) == 12  # later ones joined silently
+    # What will reach the chat: the outage, and no member message (the first four, written
+    # before the outage was seen, were still undelivered and are folded into it).
+    pending = await db.fetchall(
+        "SELECT n.kind FROM outbox o JOIN notifications n ON n.id = o.notification_id"
+        " WHERE o.state = 'pending'"
+    )
+    assert pending == [("mass_outage",)]
+    assert all(engine.get(str(i))[1].severity is Severity.CRITICAL for i in range(1, 13))  # type: ignore[index]
+    clock.advance(minutes=40)
+    for i in range(1, 13):
+        await engine.ingest(Observation.push(str(i), Status.ON, 0, clock()))
+    notes = [n for n in await reads.notifications(limit=500) if not n.ont_id]
+    assert [n.kind for n in notes] == ["mass_outage_resolved", "mass_outage"]
+    assert notes[0].payload["duration_s"] > 40 * 60
+    assert len(notes[0].payload["members"]) >= 8
+    pending = await db.fetchall(
+        "SELECT n.kind FROM outbox o JOIN notifications n ON n.id = o.notification_id"
+        " WHERE o.state = 'pending' ORDER BY o.id"
+    )
+    # Only the members still OFF when the outage ended speak for themselves afterwards.
+    assert pending.count(("mass_outage_resolved",)) == 1
+    assert ("resolved",) in pending and len(pending) <= 6
+
+
+async def test_open_outage_survives_restart(tmp_path: Path, clock: ManualClock) -> None:
+    path = tmp_path / "o.db"
+    db = await Database(path).open()
+    eng = Engine(SqliteStore(db), clock=clock)
+    await eng.start()
+    await eng.upsert(sample_onts(10))
+    await eng.ingest_many([Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 7)])
+    await eng.stop()
+    await db.close()
+    db = await Database(path).open()
+    eng = Engine(SqliteStore(db), clock=clock)
+    await eng.start()
+    assert set(eng.outages) == {"Baciro"} and len(eng.outages["Baciro"].members) == 6
+    await eng.ingest_many([Observation.push(str(i), Status.ON, 0, clock()) for i in range(1, 7)])
+    kinds = [n.kind for n in await Queries(db).notifications() if not n.ont_id]
+    assert kinds == ["mass_outage_resolved", "mass_outage"]
+    await eng.stop()
+    await db.close()
+
+
+async def test_tick_escalates_reminds_and_expires_mutes(
+    engine: Engine, clock: ManualClock, db: Database
+) -> None:
+    await engine.upsert(sample_onts(2))
+    await engine.mute("ont:2", clock() + timedelta(minutes=30), "ani")
+    await engine.ingest(Observation.push("1", Status.OFF, 0, clock()))
+    await engine.ingest(Observation.push("2", Status.OFF, 0, clock()))
+    clock.advance(minutes=59)
+    # ONT 2's mute ended at 30 min: the first tick after says it is still down.
+    assert [(e.ont_id, e.kind.value) for e in await engine.tick()] == [("2", "reminder")]
+    assert "ont:2" not in engine.mutes
+    assert await engine.tick() == []
+    clock.advance(minutes=2)
+    kinds = sorted((e.ont_id, e.kind.value, e.notify) for e in await engine.tick())
+    assert kinds == [("1", "escalated", True), ("2", "escalated", True)]
+    clock.advance(minutes=61)
+    kinds = sorted((e.ont_id, e.kind.value) for e in await engine.tick())
+    assert kinds == [("1", "reminder"), ("2", "reminder")]
+    await engine.ack("1", "budi")
+    clock.advance(minutes=61)
+    assert [(e.ont_id, e.kind.value) for e in await engine.tick()] == [("2", "reminder")]
+
+
+async def test_mute_expiry_reminds_of_what_is_still_down(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.upsert(sample_onts(2))
+    await engine.mute("area:Baciro", clock() + timedelta(minutes=10), "ani")
+    await engine.ingest(Observation.push("1", Status.OFF, 0, clock()))
+    clock.advance(minutes=11)
+    events = await engine.tick()
+    assert [(e.ont_id, e.kind.value, e.notify) for e in events] == [("1", "reminder", True)]
+    assert "mute ended" in events[0].reason
+
+
+async def test_stable_probes_are_not_rewritten_each_sweep(
+    engine: Engine, clock: ManualClock, reads: Queries
+) -> None:
+    await engine.upsert(sample_onts(3))
+    await engine.ingest_many([Observation.probe(str(i), True, clock()) for i in (1, 2, 3)])
+    commits = engine.commits
+    clock.advance(seconds=5)
+    await engine.ingest_many([Observation.probe(str(i), True, clock()) for i in (1, 2, 3)])
+    assert engine.commits == commits  # nothing changed: no transaction at all
+    assert engine.get("1")[1].last_seen == clock()  # type: ignore[index]
+    await engine.tick()  # the tick writes the fresher last_seen back
+    pair = await reads.ont("1")
+    assert pair is not None and pair[1].last_seen == clock()
+    assert len(await reads.history("1")) == 1  # one line for the change, none for repeats

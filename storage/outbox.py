@@ -1,0 +1,178 @@
+"""Outbox delivery state, per-chat preferences and area subscriptions (the bot's tables)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.codec import ts
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One pending message-to-be: a stored notification for one chat."""
+
+    id: int
+    notification_id: int
+    chat_id: int
+    attempts: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A chat that wants the alerts of one area from a minimum severity up."""
+
+    chat_id: int
+    area: str
+    min_severity: str = "warning"
+
+
+class OutboxStore:
+    """Reads pending outbox rows and records what delivery did with them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def pending(self, chat_id: int | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Pending rows in creation order (id order is the per-chat order), optionally one chat."""
+        sql = (
+            "SELECT o.id, o.notification_id, o.chat_id, o.attempts, n.payload "
+            "FROM outbox o JOIN notifications n ON n.id = o.notification_id "
+            "WHERE o.state = 'pending'"
+        )
+        params: list[Any] = []
+        if chat_id is not None:
+            sql += " AND o.chat_id = ?"
+            params.append(chat_id)
+        sql += " ORDER BY o.id LIMIT ?"
+        params.append(limit)
+        return [
+            OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+            for r in await self.db.fetchall(sql, params)
+        ]
+
+    async def pending_chats(self) -> list[int]:
+        """Chats that have pending rows, oldest row first."""
+        rows = await self.db.fetchall(
+            "SELECT chat_id, MIN(id) AS first FROM outbox WHERE state = 'pending' "
+            "GROUP BY chat_id ORDER BY first"
+        )
+        return [r[0] for r in rows]
+
+    async def mark_sent(self, ids: Sequence[int], message_id: int | None, at: datetime) -> None:
+        """Record that Telegram accepted the message carrying these rows."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
+                "attempts = attempts + 1 WHERE id = ? AND state = 'pending'",
+                [(ts(at), message_id, i) for i in ids],
+            )
+
+    async def mark_failed(self, ids: Sequence[int], reason: str, at: datetime) -> None:
+        """Give up on rows Telegram will never accept (chat not found, bot blocked, ...)."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE outbox SET state = 'failed', last_error = ?, next_attempt_at = ?, "
+                "attempts = attempts + 1 WHERE id = ? AND state = 'pending'",
+                [(reason[:500], ts(at), i) for i in ids],
+            )
+
+    async def record_attempt(
+        self, ids: Sequence[int], error: str, next_attempt_at: datetime
+    ) -> None:
+        """Count a failed attempt that will be retried, with the error and the next try."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE id = ? AND state = 'pending'",
+                [(error[:500], ts(next_attempt_at), i) for i in ids],
+            )
+
+    async def counts(self) -> dict[str, int]:
+        """Rows by state, for metrics and tests."""
+        return dict(await self.db.fetchall("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+
+    async def rows(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Every row with its delivery fields (for tests and diagnostics)."""
+        sql = (
+            "SELECT id, notification_id, chat_id, state, attempts, last_error, sent_at, "
+            "message_id FROM outbox"
+        )
+        params: list[Any] = []
+        if chat_id is not None:
+            sql += " WHERE chat_id = ?"
+            params.append(chat_id)
+        keys = ("id", "notification_id", "chat_id", "state", "attempts", "last_error")
+        out = []
+        for r in await self.db.fetchall(sql + " ORDER BY id", params):
+            row = dict(zip((*keys, "sent_at", "message_id"), r, strict=True))
+            out.append(row)
+        return out
+
+
+class ChatPrefs:
+    """Per-chat language choice."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def langs(self) -> dict[int, str]:
+        """Every chat's chosen language."""
+        rows = await self.db.fetchall("SELECT chat_id, lang FROM chat_prefs WHERE lang IS NOT NULL")
+        return {r[0]: r[1] for r in rows}
+
+    async def set_lang(self, chat_id: int, lang: str) -> None:
+        """Store a chat's language."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO chat_prefs (chat_id, lang) VALUES (?, ?) "
+                "ON CONFLICT(chat_id) DO UPDATE SET lang = excluded.lang",
+                (chat_id, lang),
+            )
+
+
+class Subscriptions:
+    """Area subscriptions of chats."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def all(self) -> list[Subscription]:
+        """Every subscription."""
+        rows = await self.db.fetchall(
+            "SELECT chat_id, area, min_severity FROM subscriptions ORDER BY chat_id, area"
+        )
+        return [Subscription(r[0], r[1], r[2]) for r in rows]
+
+    async def subscribe(self, sub: Subscription) -> None:
+        """Add or change one subscription."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO subscriptions (chat_id, area, min_severity) VALUES (?, ?, ?) "
+                "ON CONFLICT(chat_id, area) DO UPDATE SET min_severity = excluded.min_severity",
+                (sub.chat_id, sub.area, sub.min_severity),
+            )
+
+    async def unsubscribe(self, chat_id: int, area: str | None = None) -> list[str]:
+        """Remove one subscription (or all of the chat's); returns the areas removed."""
+        async with self.db.transaction() as conn:
+            if area is None:
+                cur = await conn.execute(
+                    "SELECT area FROM subscriptions WHERE chat_id = ?", (chat_id,)
+                )
+            else:
+                cur = await conn.execute(
+                    "SELECT area FROM subscriptions WHERE chat_id = ? AND area = ?",
+                    (chat_id, area),
+                )
+            areas = [r[0] for r in await cur.fetchall()]
+            await conn.executemany(
+                "DELETE FROM subscriptions WHERE chat_id = ? AND area = ?",
+                [(chat_id, a) for a in areas],
+            )
+        return areas

@@ -1,0 +1,121 @@
+"""The mass-outage rule, table-driven."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.model import EventKind, Ont, OntState, Status, Thresholds
+from monitor.outages import MassOutage, assess_area, qualifies
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+TH = Thresholds()
+
+
+def area(n: int, off: dict[int, float]) -> list[tuple[Ont, OntState]]:
+    """n ONTs; off maps index -> minutes ago it went OFF."""
+    items = []
+    for i in range(1, n + 1):
+        ont = Ont(id=str(i), area="Baciro")
+        if i in off:
+            state = OntState(str(i), Status.OFF, status_since=T0 - timedelta(minutes=off[i]))
+        else:
+            state = OntState(str(i), Status.ON, status_since=T0 - timedelta(days=1))
+        items.append((ont, state))
+    return items
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    items: list[tuple[Ont, OntState]]
+    active: MassOutage | None
+    kinds: tuple[EventKind, ...]
+    open_after: bool
+    members: int = 0
+
+
+ACTIVE = MassOutage("Baciro", T0 - timedelta(minutes=5), frozenset(str(i) for i in range(1, 13)))
+CASES = [
+    Case("four_of_forty_is_not", area(40, dict.fromkeys(range(1, 5), 0.5)), None, (), False),
+    Case(
+        "five_of_forty_is",
+        area(40, dict.fromkeys(range(1, 6), 0.5)),
+        None,
+        (EventKind.MASS_OUTAGE,),
+        True,
+        5,
+    ),
+    Case(
+        "twelve_of_forty_is_one_event",
+        area(40, dict.fromkeys(range(1, 13), 1)),
+        None,
+        (EventKind.MASS_OUTAGE,),
+        True,
+        12,
+    ),
+    Case("old_offs_do_not_count", area(40, dict.fromkeys(range(1, 13), 30)), None, (), False),
+    Case(
+        "three_of_eight_share",
+        area(8, dict.fromkeys(range(1, 4), 1)),
+        None,
+        (EventKind.MASS_OUTAGE,),
+        True,
+        3,
+    ),
+    Case("two_of_three_is_chance", area(3, dict.fromkeys(range(1, 3), 1)), None, (), False),
+    Case("active_still_down", area(40, dict.fromkeys(range(1, 13), 5)), ACTIVE, (), True, 12),
+    Case(
+        "active_new_member_joins_silently",
+        area(40, {**dict.fromkeys(range(1, 13), 5), 20: 0.1}),
+        ACTIVE,
+        (),
+        True,
+        13,
+    ),
+    Case(
+        "active_recovers_one_event",
+        area(40, {}),
+        ACTIVE,
+        (EventKind.MASS_OUTAGE_RESOLVED,),
+        False,
+        0,
+    ),
+    Case(
+        "mostly_recovered_resolves",
+        area(40, dict.fromkeys(range(1, 3), 5)),
+        ACTIVE,
+        (EventKind.MASS_OUTAGE_RESOLVED,),
+        False,
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_assess_area(case: Case) -> None:
+    verdict = assess_area("Baciro", case.items, case.active, T0, TH)
+    assert tuple(e.kind for e in verdict.events) == case.kinds
+    assert (verdict.outage is not None) == case.open_after
+    if verdict.outage is not None:
+        assert len(verdict.outage.members) == case.members
+        assert verdict.fold == verdict.outage.members
+    assert verdict.reason
+
+
+def test_resolution_counts_and_duration() -> None:
+    verdict = assess_area("Baciro", area(40, dict.fromkeys(range(1, 3), 5)), ACTIVE, T0, TH)
+    (event,) = verdict.events
+    assert event.duration == timedelta(minutes=5)
+    assert len(event.members) == 10 and "10 of 12 ONTs back, 2 still OFF" in event.reason
+    assert verdict.release == {"1", "2"}
+
+
+@pytest.mark.parametrize(
+    ("off", "size", "expected"),
+    [(5, 1000, True), (4, 1000, False), (3, 10, True), (3, 11, False), (2, 2, False)],
+)
+def test_qualifies(off: int, size: int, expected: bool) -> None:
+    assert qualifies(off, size, TH) is expected
