@@ -1,0 +1,232 @@
+"""The bot inside the service's event loop: PTB Application, handlers and outbox delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, Defaults
+
+from bot.delivery import Delivery, Monotonic, Sleep
+from bot.handlers import BotContext, Handlers, Renderer
+from bot.routing import SubscriptionRouter
+from bot.texts import COMMANDS, LANGS, t
+from monitor.engine import Engine
+from monitor.model import Ont
+from monitor.ports import Clock, ReadModel
+from ontwatch.settings import Settings
+from storage.database import Database
+from storage.outbox import ChatPrefs, OutboxStore, Subscriptions
+
+log = logging.getLogger(__name__)
+
+CONNECT_BACKOFF_CAP = 60.0
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def commands_for(lang: str) -> list[BotCommand]:
+    """The command menu in one language."""
+    return [BotCommand(name, t(lang, f"cmd_{name}")) for name in COMMANDS]
+
+
+class BotRuntime:
+    """Owns the PTB Application, the handlers and the delivery task; start/stop with the service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        reads: ReadModel,
+        *,
+        clock: Clock,
+        renderer: Renderer | None = None,
+        monotonic: Monotonic | None = None,
+        sleep: Sleep = asyncio.sleep,
+        connect_backoff_cap: float = CONNECT_BACKOFF_CAP,
+    ) -> None:
+        if settings.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.settings = settings
+        self.db = db
+        self.reads = reads
+        self.clock = clock
+        self.renderer = renderer
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.connect_backoff_cap = connect_backoff_cap
+        self.outbox = OutboxStore(db)
+        self.prefs = ChatPrefs(db)
+        self.subs = Subscriptions(db)
+        self.router = SubscriptionRouter(settings.alert_chats)
+        self.engine: Engine | None = None
+        self.delivery: Delivery | None = None
+        self.app: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self.langs: dict[int, str] = {}
+        self.connected = asyncio.Event()
+        self._connect_task: asyncio.Task[None] | None = None
+        self._own_renderer = False
+
+    async def load(self) -> SubscriptionRouter:
+        """Read subscriptions and chat languages; build the app and delivery (no network yet)."""
+        for sub in await self.subs.all():
+            self.router.add(sub)
+        self.langs.update(await self.prefs.langs())
+        url = self.settings.telegram_api_url
+        token = self.settings.telegram_bot_token
+        assert token is not None
+        self.app = (
+            Application.builder()
+            .token(token.get_secret_value())
+            .base_url(f"{url}/bot")
+            .base_file_url(f"{url}/file/bot")
+            .defaults(
+                Defaults(
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            )
+            .build()
+        )
+        self.delivery = Delivery(
+            self.outbox,
+            self.app.bot,
+            lang_for=self.lang_for,
+            tz=self.settings.tz,
+            lookup=self._lookup,
+            group_wait=self.settings.group_wait,
+            clock=self.monotonic,
+            sleep=self.sleep,
+        )
+        return self.router
+
+    @property
+    def sink(self) -> Delivery:
+        """The engine's AlertSink: wakes delivery when rows are committed."""
+        assert self.delivery is not None, "call load() first"
+        return self.delivery
+
+    def lang_for(self, chat_id: int) -> str:
+        """A chat's language (its /lang choice, else the default setting)."""
+        lang = self.langs.get(chat_id)
+        return lang if lang in LANGS else self.settings.lang
+
+    def _lookup(self, ont_id: str) -> Ont | None:
+        return self.engine.onts.get(ont_id) if self.engine is not None else None
+
+    async def start(self, engine: Engine) -> None:
+        """Register handlers, start delivery, and connect to Telegram in the background."""
+        assert self.app is not None and self.delivery is not None, "call load() first"
+        self.engine = engine
+        if self.renderer is None:
+            self.renderer = _default_renderer(self.settings)
+            self._own_renderer = self.renderer is not None
+        ctx = BotContext(
+            engine=engine,
+            reads=self.reads,
+            prefs=self.prefs,
+            subs=self.subs,
+            router=self.router,
+            allowed=self.settings.chats_allowed,
+            alert_chats=frozenset(self.settings.alert_chats),
+            default_lang=self.settings.lang,
+            tz=self.settings.tz,
+            clock=self.clock,
+            renderer=self.renderer,
+            langs=self.langs,
+        )
+        Handlers(ctx).register(self.app)
+        self.delivery.start()
+        # The service must start even when Telegram is unreachable: connect in the background;
+        # alerts wait in the outbox meanwhile.
+        self._connect_task = asyncio.create_task(self._connect(), name="ontwatch-bot-connect")
+
+    async def _connect(self) -> None:
+        assert self.app is not None and self.delivery is not None
+        backoff = 1.0
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except (TelegramError, OSError) as exc:
+                # Only the class name: InvalidToken's message contains the token.
+                log.warning(
+                    "Telegram not reachable (%s); retrying in %.0fs", type(exc).__name__, backoff
+                )
+                await self.sleep(backoff)
+                backoff = min(backoff * 2, self.connect_backoff_cap)
+        await self._retrying(self._set_commands, "setMyCommands")
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            drop_pending_updates=False,
+            allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=-1,
+        )
+        self.delivery.ready.set()
+        self.connected.set()
+        log.info("Telegram bot @%s connected", self.app.bot.username)
+
+    async def _retrying(self, fn: Callable[[], Awaitable[None]], what: str) -> None:
+        backoff = 1.0
+        for _ in range(5):  # the menu is a nicety: a few tries, then go on without it
+            try:
+                await fn()
+                return
+            except (TelegramError, OSError) as exc:
+                log.warning("%s failed (%s); retrying in %.0fs", what, type(exc).__name__, backoff)
+                await self.sleep(backoff)
+                backoff = min(backoff * 2, self.connect_backoff_cap)
+
+    async def _set_commands(self) -> None:
+        assert self.app is not None
+        bot = self.app.bot
+        await bot.set_my_commands(commands_for(self.settings.lang))
+        for lang in LANGS:
+            await bot.set_my_commands(commands_for(lang), language_code=lang)
+
+    async def stop(self) -> None:
+        """Stop polling and handlers, let delivery finish what is in flight, close the app."""
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connect_task
+        self._connect_task = None
+        app = self.app
+        if app is not None and app.updater is not None and app.updater.running:
+            with contextlib.suppress(Exception):
+                await app.updater.stop()
+        if self.delivery is not None:
+            await self.delivery.stop()
+        if app is not None:
+            if app.running:
+                with contextlib.suppress(Exception):
+                    await app.stop()
+            with contextlib.suppress(Exception):
+                await app.shutdown()
+        if self._own_renderer and self.renderer is not None:
+            with contextlib.suppress(Exception):
+                await self.renderer.close()  # type: ignore[attr-defined]
+
+
+def _default_renderer(settings: Settings) -> Renderer | None:
+    """maps' MapRenderer when the maps package is available; None makes /map answer in text."""
+    try:
+        from maps.render import MapRenderer
+    except ImportError:
+        log.warning("maps package not available: /map answers with a text summary")
+        return None
+    try:
+        return MapRenderer(
+            settings.tile_url,
+            settings.db.parent / "tiles",
+            user_agent="ontwatch/0.1 (ONT monitor; Telegram bot)",
+        )
+    except Exception as exc:
+        log.warning("map renderer unavailable (%s): /map answers in text", exc)
+        return None
