@@ -16,7 +16,7 @@ from aiohttp import web
 from api.app import ApiDeps, create_app
 from monitor.engine import Engine
 from monitor.model import Event, Observation, Ont, Source, Status
-from monitor.ports import Clock, StaticRouter
+from monitor.ports import AlertSink, Clock, Router, StaticRouter
 from monitor.summary import summarize
 from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
@@ -55,6 +55,7 @@ class Service:
     reads: Queries | None = None
     runner: web.AppRunner | None = None
     port: int = 0
+    bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
     _stopping: list[Any] = field(default_factory=list)
 
     def check(self) -> None:
@@ -72,15 +73,24 @@ class Service:
         s = self.settings
         self.db = await Database(s.db).open()
         self.reads = Queries(self.db)
-        alert_chats = s.alert_chats if s.bot_enabled else ()
+        router: Router = StaticRouter(())
+        sinks: list[AlertSink] = [LogSink()]
+        if s.bot_enabled:
+            from bot.runtime import BotRuntime  # PTB is loaded only when the bot is on
+
+            self.bot = BotRuntime(s, self.db, self.reads, clock=self.clock)
+            router = await self.bot.load()  # alert chats + area subscriptions
+            sinks.append(self.bot.sink)  # wakes delivery after each commit
         self.engine = Engine(
             SqliteStore(self.db),
             clock=self.clock,
             thresholds=s.thresholds,
-            router=StaticRouter(alert_chats),
-            sinks=[LogSink()],
+            router=router,
+            sinks=sinks,
         )
         await self.engine.start()
+        if self.bot is not None:
+            await self.bot.start(self.engine)  # connects in the background; never blocks start
         if self.demo and not self.engine.onts:
             await seed_demo(self.engine, self.clock())
         if not s.bot_enabled:
@@ -120,6 +130,9 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.bot is not None:
+            await self.bot.stop()  # in-flight sends finish (bounded); the rest stay pending
+            self.bot = None
         if self.engine is not None:
             await self.engine.stop()
         if self.db is not None:
