@@ -1,0 +1,84 @@
+"""Alert composition: escaping, Telegram's size limit, big batches as one message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.alerts import compose
+from bot.limits import MAX_TEXT, split, trim
+from monitor.model import Event, EventKind, Ont, Severity, Status
+from storage.codec import event_payload
+from storage.outbox import OutboxRow
+from tests.fakes.bot_api import parse_html
+
+TZ = ZoneInfo("Asia/Jakarta")
+AT = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+NASTY = Ont(id="3", name='Pos <RT 01> & "RW" 02', area="A&B <x>", lat=-7.7, lon=110.3)
+
+
+def row(i: int, event: Event, ont: Ont | None) -> OutboxRow:
+    return OutboxRow(i, i, -100, 0, event_payload(event, ont))
+
+
+def opened(ont: Ont) -> Event:
+    return Event(
+        EventKind.OPENED, Severity.WARNING, AT, "went OFF", ont.id, ont.area, Status.OFF, 0
+    )
+
+
+def test_single_alert_escaped_with_buttons() -> None:
+    (msg,) = compose(-100, [row(1, opened(NASTY), NASTY)], "en", TZ, lambda _: None)
+    visible, _ = parse_html(msg.text)
+    assert 'Pos <RT 01> & "RW" 02' in visible and "A&B <x>" in visible and "08:00 WIB" in visible
+    assert msg.row_ids == (1,)
+    assert msg.markup is not None
+
+
+def test_resolved_states_duration_in_both_languages() -> None:
+    ev = Event(
+        EventKind.RESOLVED,
+        Severity.WARNING,
+        AT,
+        "ON",
+        "3",
+        "A",
+        Status.ON,
+        0,
+        duration=timedelta(hours=2, minutes=15),
+    )
+    (en,) = compose(-100, [row(1, ev, NASTY)], "en", TZ, lambda _: None)
+    (id_,) = compose(-100, [row(1, ev, NASTY)], "id", TZ, lambda _: None)
+    assert "2h 15m" in en.text and "2 j 15 m" in id_.text
+
+
+def test_five_hundred_events_are_one_message_within_the_limit() -> None:
+    onts = [Ont(id=str(i), name=f"Rumah <{i}>", area="Baciro") for i in range(500)]
+    rows = [row(i + 1, opened(o), o) for i, o in enumerate(onts)]
+    (msg,) = compose(-100, rows, "en", TZ, lambda _: None)
+    assert len(msg.text) <= MAX_TEXT and len(msg.row_ids) == 500
+    visible, _ = parse_html(msg.text)
+    assert "500 changes" in visible and "more (see /offline)" in visible
+
+
+def test_mass_outage_lists_first_members_and_counts_the_rest() -> None:
+    members = tuple(str(i) for i in range(40))
+    ev = Event(
+        EventKind.MASS_OUTAGE, Severity.CRITICAL, AT, "40 of 50 OFF", area="Baciro", members=members
+    )
+    names = {str(i): Ont(id=str(i), name=f"RT <{i}>", area="Baciro") for i in range(40)}
+    (msg,) = compose(-100, [row(1, ev, None)], "en", TZ, names.get)
+    visible, _ = parse_html(msg.text)
+    assert "MASS OUTAGE" in visible and "RT <0> (id 0)" in visible and "and 25 more" in visible
+    assert msg.markup is not None  # mute area / map area
+
+
+def test_trim_and_split_respect_the_limit_and_keep_html_valid() -> None:
+    text = "<b>x</b> " + "&amp; " * 2000
+    cut = trim(text, 100)
+    assert len(cut) <= 100
+    parse_html(cut)
+    parts = split("\n".join(f"<b>line {i}</b> &lt;" for i in range(1000)))
+    assert len(parts) > 1 and all(len(p) <= MAX_TEXT for p in parts)
+    for p in parts:
+        parse_html(p)
