@@ -95,14 +95,21 @@ def scenario(
     fp, ours = statistics.median(fp_times), statistics.median(our_times)
     ratio = ours / fp
     ok = ratio <= target and our_replied == fp_replied
-    print(f"\n[{name}] {len(addresses)} hosts, timeout {timeout:g} s, rate {rate:,.0f}/s, "
-          f"{runs} runs")
-    print(f"  fping   median {fp:7.3f} s  runs {[round(x, 3) for x in fp_times]}  "
-          f"replied {fp_replied}")
-    print(f"  sweep   median {ours:7.3f} s  runs {[round(x, 3) for x in our_times]}  "
-          f"replied {our_replied}")
-    print(f"  ratio   {ratio:.2f}x of medians (target <= {target}x)  {'OK' if ok else 'MISSED'}; "
-          f"best vs best {min(our_times) / min(fp_times):.2f}x")
+    print(
+        f"\n[{name}] {len(addresses)} hosts, timeout {timeout:g} s, rate {rate:,.0f}/s, {runs} runs"
+    )
+    print(
+        f"  fping   median {fp:7.3f} s  runs {[round(x, 3) for x in fp_times]}  "
+        f"replied {fp_replied}"
+    )
+    print(
+        f"  sweep   median {ours:7.3f} s  runs {[round(x, 3) for x in our_times]}  "
+        f"replied {our_replied}"
+    )
+    print(
+        f"  ratio   {ratio:.2f}x of medians (target <= {target}x)  {'OK' if ok else 'MISSED'}; "
+        f"best vs best {min(our_times) / min(fp_times):.2f}x"
+    )
     return ok
 
 
@@ -112,8 +119,10 @@ def machine() -> str:
     version = (fping.stdout or fping.stderr).strip().splitlines()[0]
     with Sweeper() as s:
         mode = f"{s.mode} ({s.mode_reason})"
-    return (f"nproc {os.cpu_count()}, kernel {platform.release()}, "
-            f"python {platform.python_version()}, {version}, icmp mode {mode}")
+    return (
+        f"nproc {os.cpu_count()}, kernel {platform.release()}, "
+        f"python {platform.python_version()}, {version}, icmp mode {mode}"
+    )
 
 
 def main() -> int:
@@ -149,9 +158,12 @@ def main() -> int:
         "  ip daddr @silent icmp type echo-request drop\n}"
     )
     with nft_table(body, prefix="ontwatch_bench"):
-        ok = scenario(
-            f"{len(silent)} silent", addresses, runs, args.timeout, args.rate, TARGET_SILENT
-        ) and ok
+        ok = (
+            scenario(
+                f"{len(silent)} silent", addresses, runs, args.timeout, args.rate, TARGET_SILENT
+            )
+            and ok
+        )
     return 0 if ok else 1
 
 

@@ -103,7 +103,11 @@ class _Txn:
         self.undo_states.setdefault(state.ont_id, old)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
-        if old is None or old.status is not state.status:
+        if (
+            old is None
+            or old.status is not state.status
+            or (old.incident is None) != (state.incident is None)
+        ):
             ont = e.onts.get(state.ont_id)
             if ont is not None:
                 self.areas.add(ont.area)
@@ -481,8 +485,21 @@ class Engine:
                 results.append((job, job.apply(tx), None))
             except (LookupError, ValueError) as exc:
                 results.append((job, None, exc))
+            except Exception as exc:
+                # A bug must fail its own request, never stop the writer (every later push
+                # would hang). Jobs validate before they mutate, so nothing half-applied stays.
+                log.exception("job failed in the writer")
+                results.append((job, None, exc))
         if tx.areas:
-            self._assess_outages(tx)
+            try:
+                self._assess_outages(tx)
+            except Exception as exc:
+                log.exception("mass-outage assessment failed; the batch is not written")
+                tx.rollback()
+                for job, _, _ in results:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                return
         if tx.batch:
             try:
                 await self.store.commit(tx.batch)

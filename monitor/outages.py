@@ -50,13 +50,12 @@ def assess_area(
     """Open, extend or resolve the mass outage of one area."""
     if not area:
         return AreaDecision(active, reason="no area")
-    off = {o.id: s for o, s in items if s.status is Status.OFF}
+    # Down: an open incident and no sign of life (OFF, or probes lost). The incident's opening
+    # time is when it went down: the first lost probe, not only the later OFF.
+    off = {o.id: s.incident.opened_at for o, s in items if _down(s)}
     if active is None:
         since = now - th.mass_window
-        recent = sorted(
-            (i for i, s in off.items() if s.status_since is not None and s.status_since >= since),
-            key=_id_key,
-        )
+        recent = sorted((i for i, opened in off.items() if opened >= since), key=_id_key)
         if not qualifies(len(recent), len(items), th):
             return AreaDecision(None, reason=f"{len(recent)} recent OFF: below threshold")
         reason = f"{len(recent)} of {len(items)} ONTs OFF within {_minutes(th)}"
@@ -76,10 +75,8 @@ def assess_area(
     # qualifies, with the members still OFF handed back to their own incidents.
     joiners = {
         i
-        for i, s in off.items()
-        if i not in active.members
-        and s.status_since is not None
-        and s.status_since >= active.started_at - th.mass_window
+        for i, opened in off.items()
+        if i not in active.members and opened >= active.started_at - th.mass_window
     }
     members = active.members | joiners
     still_off = {i for i in members if i in off}
@@ -103,6 +100,10 @@ def assess_area(
     return AreaDecision(
         None, (event,), fold=frozenset(members), release=frozenset(still_off), reason=reason
     )
+
+
+def _down(state: OntState) -> bool:
+    return state.incident is not None and (state.status is Status.OFF or state.rto_count > 0)
 
 
 def _minutes(th: Thresholds) -> str:

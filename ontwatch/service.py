@@ -8,23 +8,30 @@ import logging
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from api.app import ApiDeps, create_app
 from monitor.engine import Engine
+from monitor.jobs import Job, build_scheduler
 from monitor.model import Event, Observation, Ont, Source, Status
 from monitor.ports import AlertSink, Clock, Router, StaticRouter
+from monitor.prober import Prober
 from monitor.summary import summarize
+from monitor.sweep import Sweeper
 from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
+from storage import backup as backups
+from storage import retention
 from storage.database import Database
 from storage.queries import Queries
 from storage.store import SqliteStore
 
 log = logging.getLogger("ontwatch")
+TICK_SECONDS = 15  # time-driven rules: OFF > 1 h, reminders, mute expiry, flapping end
 alerts_log = logging.getLogger("ontwatch.alerts")
 
 
@@ -55,6 +62,9 @@ class Service:
     reads: Queries | None = None
     runner: web.AppRunner | None = None
     port: int = 0
+    scheduler: AsyncIOScheduler | None = None
+    prober: Prober | None = None
+    sweeper: Sweeper | None = None
     bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
     _stopping: list[Any] = field(default_factory=list)
 
@@ -98,6 +108,8 @@ class Service:
                 "TELEGRAM_BOT_TOKEN is not set: the Telegram bot is disabled; alerts are "
                 "only logged (logger ontwatch.alerts)"
             )
+        self._start_jobs()
+        self._start_prober()
         await self._start_http()
         log.info(
             "ontwatch serving %d ONTs on http://%s:%d (database %s)",
@@ -106,6 +118,54 @@ class Service:
             self.port,
             s.db,
         )
+
+    def _start_jobs(self) -> None:
+        assert self.engine is not None and self.db is not None
+        s, engine, db = self.settings, self.engine, self.db
+        backup_dir = s.backup_dir or s.db.parent / "backups"
+
+        async def backup_job() -> None:
+            path = await asyncio.to_thread(backups.backup, s.db, backup_dir, s.backup_keep)
+            log.info("backup written: %s", path)
+
+        async def retention_job() -> None:
+            counts = await retention.prune(db, self.clock(), timedelta(days=s.retention_days))
+            log.info("retention: deleted %s", counts)
+
+        self.scheduler = build_scheduler(
+            [
+                Job("tick", lambda: engine.tick(), every=TICK_SECONDS),
+                Job("backup", backup_job, every=s.backup_every_hours * 3600),
+                Job("retention", retention_job, every=6 * 3600),
+            ]
+        )
+        self.scheduler.start()
+
+    def _start_prober(self) -> None:
+        assert self.engine is not None
+        s = self.settings
+        if s.probe is False:
+            log.info("ICMP probing is off (ONTWATCH_PROBE=off): only pushes update the state")
+            return
+        sweeper = Sweeper(timeout=s.probe_timeout)
+        if sweeper.mode == "none":
+            log.error("ICMP probing unavailable: %s", sweeper.mode_reason)
+        else:
+            log.info(
+                "ICMP probing with %s sockets (%s), every %.1f s",
+                sweeper.mode,
+                sweeper.mode_reason,
+                s.probe_interval,
+            )
+        self.sweeper = sweeper
+        self.prober = Prober(
+            self.engine,
+            sweeper,
+            interval=s.probe_interval,
+            clock=self.clock,
+            silent_share=s.health_silent_share,
+        )
+        self.prober.start()
 
     async def _start_http(self) -> None:
         assert self.engine is not None and self.reads is not None
@@ -133,6 +193,15 @@ class Service:
         if self.bot is not None:
             await self.bot.stop()  # in-flight sends finish (bounded); the rest stay pending
             self.bot = None
+        if self.prober is not None:
+            await self.prober.stop()
+            self.prober = None
+        if self.sweeper is not None:
+            self.sweeper.close()
+            self.sweeper = None
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         if self.engine is not None:
             await self.engine.stop()
         if self.db is not None:

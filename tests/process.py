@@ -28,8 +28,11 @@ def service_env(db: Path, port: int, **extra: str) -> dict[str, str]:
     """Environment for a service on loopback with its own database and no outside contact."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ONTWATCH_", "TELEGRAM_"))}
     env.update(
-        ONTWATCH_DB=str(db), ONTWATCH_HTTP_HOST="127.0.0.1", ONTWATCH_HTTP_PORT=str(port),
-        ONTWATCH_PROBE="off", PYTHONUNBUFFERED="1",
+        ONTWATCH_DB=str(db),
+        ONTWATCH_HTTP_HOST="127.0.0.1",
+        ONTWATCH_HTTP_PORT=str(port),
+        ONTWATCH_PROBE="off",
+        PYTHONUNBUFFERED="1",
     )
     env.update(extra)
     return env
@@ -38,8 +41,13 @@ def service_env(db: Path, port: int, **extra: str) -> dict[str, str]:
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `ontwatch ARGS` to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "ontwatch.cli", *args], env=env, cwd=ROOT, capture_output=True,
-        text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "ontwatch.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -53,8 +61,11 @@ class ServiceProcess:
         self.log = log
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ontwatch.cli", "run", *args], env=env, cwd=ROOT,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "ontwatch.cli", "run", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         self.wait_ready()
 

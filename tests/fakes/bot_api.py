@@ -75,41 +75,95 @@ RECORDED_METHODS: frozenset[str] = DEFAULT_FAULT_METHODS | {"setmycommands"}
 
 SUPPORTED_TAGS = frozenset(
     {
-        "a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre",
-        "span", "tg-spoiler", "tg-emoji", "blockquote",
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "code",
+        "pre",
+        "span",
+        "tg-spoiler",
+        "tg-emoji",
+        "blockquote",
     }
 )
 TAG_ENTITY = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "code": "code", "pre": "pre", "span": "spoiler", "tg-spoiler": "spoiler",
-    "tg-emoji": "custom_emoji", "a": "text_link", "blockquote": "blockquote",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "code": "code",
+    "pre": "pre",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "tg-emoji": "custom_emoji",
+    "a": "text_link",
+    "blockquote": "blockquote",
 }
 NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 CHAT_ACTIONS = frozenset(
     {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
-        "upload_voice", "upload_document", "choose_sticker", "find_location",
-        "record_video_note", "upload_video_note",
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
     }
 )
 INT_FIELDS = frozenset(
     {
-        "chat_id", "message_id", "offset", "limit", "reply_to_message_id", "message_thread_id",
-        "user_id", "cache_time", "live_period", "heading", "proximity_alert_radius",
+        "chat_id",
+        "message_id",
+        "offset",
+        "limit",
+        "reply_to_message_id",
+        "message_thread_id",
+        "user_id",
+        "cache_time",
+        "live_period",
+        "heading",
+        "proximity_alert_radius",
     }
 )
 FLOAT_FIELDS = frozenset({"timeout", "latitude", "longitude", "horizontal_accuracy"})
 JSON_FIELDS = frozenset(
     {
-        "reply_markup", "entities", "caption_entities", "commands", "scope", "allowed_updates",
-        "link_preview_options", "reply_parameters",
+        "reply_markup",
+        "entities",
+        "caption_entities",
+        "commands",
+        "scope",
+        "allowed_updates",
+        "link_preview_options",
+        "reply_parameters",
     }
 )
 BOOL_FIELDS = frozenset(
     {
-        "disable_notification", "protect_content", "drop_pending_updates", "show_alert",
-        "disable_web_page_preview", "allow_sending_without_reply", "show_caption_above_media",
+        "disable_notification",
+        "protect_content",
+        "drop_pending_updates",
+        "show_alert",
+        "disable_web_page_preview",
+        "allow_sending_without_reply",
+        "show_caption_above_media",
         "has_spoiler",
     }
 )
@@ -414,10 +468,7 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[di
                     f"Expected space or '>' after attribute value at byte offset "
                     f"{_byte_offset(text, i)}"
                 )
-            if (
-                (tag == "a" and attr == "href")
-                or (tag == "tg-emoji" and attr == "emoji-id")
-            ):
+            if (tag == "a" and attr == "href") or (tag == "tg-emoji" and attr == "emoji-id"):
                 arg = value
             elif tag == "span" and attr == "class" and value.startswith("tg-"):
                 arg = value[3:]
@@ -432,8 +483,10 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[di
                 f"{_byte_offset(text, begin)}"
             )
         if tag == "tg-emoji" and not arg:
-            raise err(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset '
-                      f"{_byte_offset(text, begin)}")
+            raise err(
+                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset '
+                f"{_byte_offset(text, begin)}"
+            )
         if tag == "code" and stack and stack[-1][0] == "pre" and arg:
             pre_tag, _, pre_start = stack[-1]
             stack[-1] = (pre_tag, arg, pre_start)
@@ -1154,8 +1207,9 @@ class FakeBotApi:
             return None
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-            raise bad_request("field \"inline_keyboard\" of the InlineKeyboardMarkup must be an "
-                              "Array of Arrays")
+            raise bad_request(
+                'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+            )
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not str(button.get("text", "")).strip():
@@ -1170,8 +1224,13 @@ class FakeBotApi:
                 elif not any(
                     k in button
                     for k in (
-                        "login_url", "switch_inline_query", "switch_inline_query_current_chat",
-                        "switch_inline_query_chosen_chat", "callback_game", "pay", "web_app",
+                        "login_url",
+                        "switch_inline_query",
+                        "switch_inline_query_current_chat",
+                        "switch_inline_query_chosen_chat",
+                        "callback_game",
+                        "pay",
+                        "web_app",
                         "copy_text",
                     )
                 ):
@@ -1507,36 +1566,53 @@ class FakeBotApi:
         except TimeoutError as exc:
             return web.json_response({"error": "timeout", "detail": str(exc)}, status=408)
         except (KeyError, TypeError, ValueError) as exc:
-            return web.json_response({"error": "bad control request", "detail": repr(exc)},
-                                     status=400)
+            return web.json_response(
+                {"error": "bad control request", "detail": repr(exc)}, status=400
+            )
         if result is None:
             return web.json_response({"error": "unknown control", "detail": action}, status=404)
         return web.json_response({"ok": True, "result": result})
 
     async def _control(self, action: str, b: dict[str, Any]) -> Any:
         """Run one control action; None means unknown action."""
+
         def opt_int(key: str) -> int | None:
             return None if b.get(key) in (None, "") else int(b[key])
 
         simple: dict[str, Callable[[], Any]] = {
             "push_message": lambda: self.push_message(
-                int(b["chat_id"]), str(b["text"]), opt_int("user_id"), b.get("chat_type"),
+                int(b["chat_id"]),
+                str(b["text"]),
+                opt_int("user_id"),
+                b.get("chat_type"),
                 username=b.get("username"),
             ),
             "push_callback": lambda: self.push_callback(
-                int(b["chat_id"]), str(b["data"]), int(b["message_id"]), opt_int("user_id"),
-                b.get("chat_type"), username=b.get("username"),
+                int(b["chat_id"]),
+                str(b["data"]),
+                int(b["message_id"]),
+                opt_int("user_id"),
+                b.get("chat_type"),
+                username=b.get("username"),
             ),
             "push_location": lambda: self.push_location(
-                int(b["chat_id"]), float(b["lat"]), float(b["lon"]), opt_int("user_id"),
-                b.get("chat_type"), username=b.get("username"),
+                int(b["chat_id"]),
+                float(b["lat"]),
+                float(b["lon"]),
+                opt_int("user_id"),
+                b.get("chat_type"),
+                username=b.get("username"),
             ),
             "fail_with_status": lambda: self.fail_with_status(
-                int(b.get("status", 502)), times=opt_int("times"), methods=b.get("methods"),
+                int(b.get("status", 502)),
+                times=opt_int("times"),
+                methods=b.get("methods"),
             ),
             "hang": lambda: self.hang(methods=b.get("methods")),
             "rate_limit": lambda: self.rate_limit(
-                int(b.get("retry_after", 1)), int(b.get("times", 1)), methods=b.get("methods"),
+                int(b.get("retry_after", 1)),
+                int(b.get("times", 1)),
+                methods=b.get("methods"),
             ),
             "enable_flood": lambda: self.enable_flood(
                 per_private_chat_per_sec=int(b.get("per_private_chat_per_sec", 1)),
@@ -1629,7 +1705,10 @@ class FakeBotApiClient:
         return await self.call("sent", **filters)
 
     async def wait(
-        self, timeout: float = 10.0, count: int = 1, **filters: Any  # noqa: ASYNC109
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        count: int = 1,
+        **filters: Any,
     ) -> list[Any]:
         """Wait until ``count`` calls match the filters; raise TimeoutError otherwise."""
         return await self.call(

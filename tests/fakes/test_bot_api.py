@@ -31,8 +31,11 @@ def tiny_png() -> bytes:
     """Return a valid 2x1 RGB PNG."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
     raw = b"\x00\xff\x00\x00\x00\xff\x00"
@@ -84,9 +87,7 @@ async def test_send_message_is_recorded(fake: FakeBotApi, bot: Bot) -> None:
 
 async def test_html_escaped_accepted_raw_rejected(fake: FakeBotApi, bot: Bot) -> None:
     """Escaped HTML passes; the same text unescaped fails like Telegram."""
-    msg = await bot.send_message(
-        CHAT, 'Pos &lt;RT 01&gt; &amp; "RW" 02', parse_mode=ParseMode.HTML
-    )
+    msg = await bot.send_message(CHAT, 'Pos &lt;RT 01&gt; &amp; "RW" 02', parse_mode=ParseMode.HTML)
     assert msg.text == 'Pos <RT 01> & "RW" 02'
     # PTB strips "Bad Request: " and capitalize()s the rest, hence the case-insensitive match.
     with pytest.raises(BadRequest, match=r"(?i)can't parse entities") as err:
@@ -351,8 +352,13 @@ async def test_http_controls_and_client(fake: FakeBotApi, bot: Bot) -> None:
 async def test_standalone_process() -> None:
     """`python -m tests.fakes.bot_api --port 0` serves and prints its URL."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.bot_api", "--port", "0",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.fakes.bot_api",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None

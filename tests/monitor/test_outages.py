@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.model import EventKind, Ont, OntState, Status, Thresholds
+from monitor.model import EventKind, Incident, Ont, OntState, Severity, Status, Thresholds
 from monitor.outages import MassOutage, assess_area, qualifies
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -20,7 +20,9 @@ def area(n: int, off: dict[int, float]) -> list[tuple[Ont, OntState]]:
     for i in range(1, n + 1):
         ont = Ont(id=str(i), area="Baciro")
         if i in off:
-            state = OntState(str(i), Status.OFF, status_since=T0 - timedelta(minutes=off[i]))
+            since = T0 - timedelta(minutes=off[i])
+            incident = Incident(Severity.WARNING, opened_at=since, reason="went OFF")
+            state = OntState(str(i), Status.OFF, status_since=since, incident=incident)
         else:
             state = OntState(str(i), Status.ON, status_since=T0 - timedelta(days=1))
         items.append((ont, state))
@@ -111,6 +113,25 @@ def test_resolution_counts_and_duration() -> None:
     assert event.duration == timedelta(minutes=5)
     assert len(event.members) == 10 and "10 of 12 ONTs back, 2 still OFF" in event.reason
     assert verdict.release == {"1", "2"}
+
+
+def test_lost_probes_count_before_the_off() -> None:
+    items = area(40, {})
+    lost = [
+        (
+            o,
+            OntState(
+                o.id,
+                Status.ON,
+                rto_count=1,
+                status_since=T0 - timedelta(days=1),
+                incident=Incident(Severity.WARNING, opened_at=T0, reason="rto 1"),
+            ),
+        )
+        for o, _ in items[:6]
+    ]
+    verdict = assess_area("Baciro", lost + items[6:], None, T0, TH)
+    assert [e.kind for e in verdict.events] == [EventKind.MASS_OUTAGE]
 
 
 @pytest.mark.parametrize(

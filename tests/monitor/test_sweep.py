@@ -320,8 +320,14 @@ async def test_without_cap_net_raw_datagram_or_none_by_ping_group_range(
         child = netns_exec(
             ns,
             [
-                "setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw",
-                "env", f"PYTHONPATH={REPO}", sys.executable, "-c", _CHILD,
+                "setpriv",
+                "--inh-caps=-net_raw",
+                "--bounding-set=-net_raw",
+                "env",
+                f"PYTHONPATH={REPO}",
+                sys.executable,
+                "-c",
+                _CHILD,
             ],
             timeout=60,
         )
@@ -332,4 +338,3 @@ async def test_without_cap_net_raw_datagram_or_none_by_ping_group_range(
     if mode == "none":
         assert report["errors"] == 2
         assert "ping_group_range" in report["error"]
-

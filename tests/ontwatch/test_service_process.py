@@ -28,12 +28,19 @@ def test_demo_simulate_and_notifications(demo: ServiceProcess) -> None:
     assert "pushing through its API" in result.stdout
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("step ")]
     assert [ln.split("severity ")[1].split()[0] for ln in lines] == [
-        "warning", "ok", "warning", "ok", "critical",
+        "warning",
+        "ok",
+        "warning",
+        "ok",
+        "critical",
     ]
     notes = list(reversed(demo.get(f"/api/notifications?ont_id={target}")))
     assert [(n["kind"], n["severity"]) for n in notes] == [
-        ("opened", "warning"), ("resolved", "warning"), ("opened", "warning"),
-        ("resolved", "warning"), ("opened", "critical"),
+        ("opened", "warning"),
+        ("resolved", "warning"),
+        ("opened", "warning"),
+        ("resolved", "warning"),
+        ("opened", "critical"),
     ]
     assert notes[1]["duration_s"] is not None and notes[1]["duration_s"] >= 0
     assert "rto_count 3" in notes[4]["message"]

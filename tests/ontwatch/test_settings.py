@@ -30,12 +30,18 @@ def test_defaults_match_the_design() -> None:
 @pytest.mark.parametrize(
     ("name", "env", "check"),
     [
-        ("chat_lists", {"ONTWATCH_ALERT_CHATS": "-1001, 42", "ONTWATCH_ALLOWED_CHATS": "7"},
-         lambda s: s.alert_chats == (-1001, 42) and s.chats_allowed == {-1001, 42, 7}),
+        (
+            "chat_lists",
+            {"ONTWATCH_ALERT_CHATS": "-1001, 42", "ONTWATCH_ALLOWED_CHATS": "7"},
+            lambda s: s.alert_chats == (-1001, 42) and s.chats_allowed == {-1001, 42, 7},
+        ),
         ("probe_off", {"ONTWATCH_PROBE": "off"}, lambda s: s.probe is False),
         ("probe_on", {"ONTWATCH_PROBE": "ON"}, lambda s: s.probe is True),
-        ("api_url_trailing_slash", {"TELEGRAM_API_URL": "http://127.0.0.1:8081/"},
-         lambda s: s.telegram_api_url == "http://127.0.0.1:8081"),
+        (
+            "api_url_trailing_slash",
+            {"TELEGRAM_API_URL": "http://127.0.0.1:8081/"},
+            lambda s: s.telegram_api_url == "http://127.0.0.1:8081",
+        ),
         ("token_enables_bot", {"TELEGRAM_BOT_TOKEN": "123:abc"}, lambda s: s.bot_enabled),
         ("loopback_v6", {"ONTWATCH_HTTP_HOST": "::1"}, lambda s: s.host_is_loopback),
         ("public_bind", {"ONTWATCH_HTTP_HOST": "0.0.0.0"}, lambda s: not s.host_is_loopback),
