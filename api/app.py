@@ -22,6 +22,8 @@ from api.records import (
     parse_import,
 )
 from api.views import decision_json, history_json, notification_json, ont_json
+from maps.render import MapRenderer
+from maps.view import parse_query
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
 from monitor.model import Observation, Source, Status
 from monitor.ports import ReadModel
@@ -49,6 +51,7 @@ class ApiDeps:
     api_token: str | None = None
     health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
+    renderer: MapRenderer | None = None
     extra_routes: list[web.RouteDef] = field(default_factory=list)
 
 
@@ -364,6 +367,26 @@ async def history(request: web.Request) -> web.Response:
     d = deps(request)
     limit = _query_int(request, "limit", 100, 1, 1000)
     return web.json_response([history_json(h) for h in await d.reads.history(None, limit)])
+
+
+@routes.get("/api/map.png")
+async def map_png(request: web.Request) -> web.Response:
+    """The map image: ?view=all|offline, or area=, or ont=; width/height 200..2000."""
+    d = deps(request)
+    if d.renderer is None:
+        raise ApiError(404, "maps are not enabled")
+    try:
+        view, width, height = parse_query(request.query)
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise ApiError(400, f"invalid {field}", str(exc)) from None
+    try:
+        png = await d.renderer.render(
+            view, d.engine.items(), width=width, height=height, now=d.clock(), tz=d.tz
+        )
+    except LookupError as exc:
+        raise ApiError(404, str(exc).split(":", 1)[-1].strip(), str(exc)) from None
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/healthz")

@@ -70,7 +70,6 @@ class BotRuntime:
         self.langs: dict[int, str] = {}
         self.connected = asyncio.Event()
         self._connect_task: asyncio.Task[None] | None = None
-        self._own_renderer = False
 
     async def load(self) -> SubscriptionRouter:
         """Read subscriptions and chat languages; build the app and delivery (no network yet)."""
@@ -123,9 +122,6 @@ class BotRuntime:
         """Register handlers, start delivery, and connect to Telegram in the background."""
         assert self.app is not None and self.delivery is not None, "call load() first"
         self.engine = engine
-        if self.renderer is None:
-            self.renderer = _default_renderer(self.settings)
-            self._own_renderer = self.renderer is not None
         ctx = BotContext(
             engine=engine,
             reads=self.reads,
@@ -209,24 +205,3 @@ class BotRuntime:
                     await app.stop()
             with contextlib.suppress(Exception):
                 await app.shutdown()
-        if self._own_renderer and self.renderer is not None:
-            with contextlib.suppress(Exception):
-                await self.renderer.close()  # type: ignore[attr-defined]
-
-
-def _default_renderer(settings: Settings) -> Renderer | None:
-    """maps' MapRenderer when the maps package is available; None makes /map answer in text."""
-    try:
-        from maps.render import MapRenderer
-    except ImportError:
-        log.warning("maps package not available: /map answers with a text summary")
-        return None
-    try:
-        return MapRenderer(
-            settings.tile_url,
-            settings.db.parent / "tiles",
-            user_agent="ontwatch/0.1 (ONT monitor; Telegram bot)",
-        )
-    except Exception as exc:
-        log.warning("map renderer unavailable (%s): /map answers in text", exc)
-        return None

@@ -15,6 +15,8 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from api.app import ApiDeps, create_app
+from maps.render import MapRenderer
+from maps.tile_fetch import default_user_agent
 from monitor.engine import Engine
 from monitor.jobs import Job, build_scheduler
 from monitor.model import Event, Observation, Ont, Source, Status
@@ -66,6 +68,7 @@ class Service:
     prober: Prober | None = None
     sweeper: Sweeper | None = None
     bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
+    maps: MapRenderer | None = None
     _stopping: list[Any] = field(default_factory=list)
 
     def check(self) -> None:
@@ -83,12 +86,14 @@ class Service:
         s = self.settings
         self.db = await Database(s.db).open()
         self.reads = Queries(self.db)
+        # One renderer for /map and GET /api/map.png: one tile cache, shared renders.
+        self.maps = MapRenderer(s.tile_url, s.db.parent / "tiles", user_agent=default_user_agent())
         router: Router = StaticRouter(())
         sinks: list[AlertSink] = [LogSink()]
         if s.bot_enabled:
             from bot.runtime import BotRuntime  # PTB is loaded only when the bot is on
 
-            self.bot = BotRuntime(s, self.db, self.reads, clock=self.clock)
+            self.bot = BotRuntime(s, self.db, self.reads, clock=self.clock, renderer=self.maps)
             router = await self.bot.load()  # alert chats + area subscriptions
             sinks.append(self.bot.sink)  # wakes delivery after each commit
         self.engine = Engine(
@@ -176,6 +181,7 @@ class Service:
             clock=self.clock,
             tz=s.tz,
             api_token=s.api_token.get_secret_value() if s.api_token else None,
+            renderer=self.maps,
         )
         self.runner = web.AppRunner(create_app(deps), access_log=None)
         await self.runner.setup()
@@ -193,6 +199,9 @@ class Service:
         if self.bot is not None:
             await self.bot.stop()  # in-flight sends finish (bounded); the rest stay pending
             self.bot = None
+        if self.maps is not None:
+            await self.maps.close()
+            self.maps = None
         if self.prober is not None:
             await self.prober.stop()
             self.prober = None
