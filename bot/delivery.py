@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 
@@ -165,6 +165,7 @@ class Delivery:
         self._pending_marks: deque[tuple[tuple[int, ...], int | None]] = deque()
         self.sent_messages = 0
         self.failed_rows = 0
+        self.errors: Counter[str] = Counter()  # Telegram errors by kind, for /metrics
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -284,6 +285,7 @@ class Delivery:
                 counted = True
             except RetryAfter as exc:
                 seconds = retry_seconds(exc)
+                self.errors["retry_after"] += 1
                 self.pacer.finished(chat_id, False)
                 self.pacer.pause(chat_id, seconds)
                 log.warning("delivery: chat %s told to wait %.0fs (429)", chat_id, seconds)
@@ -291,6 +293,7 @@ class Delivery:
                 continue
             except (Forbidden, BadRequest, ChatMigrated) as exc:
                 # Never succeeds as it is: chat not found, bot blocked or kicked, refused text.
+                self.errors["forbidden" if isinstance(exc, Forbidden) else "bad_request"] += 1
                 self.pacer.finished(chat_id, False)
                 reason = f"{type(exc).__name__}: {exc.message}"
                 log.error("delivery: chat %s refused for good: %s", chat_id, reason)
@@ -299,6 +302,7 @@ class Delivery:
                 return True
             except (TelegramError, OSError) as exc:
                 # NetworkError/TimedOut/5xx (and InvalidToken: a config error an operator fixes).
+                self.errors["invalid_token" if isinstance(exc, InvalidToken) else "network"] += 1
                 self.pacer.finished(chat_id, False)
                 reason = (
                     "InvalidToken" if isinstance(exc, InvalidToken) else f"{type(exc).__name__}"

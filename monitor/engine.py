@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -204,6 +205,7 @@ class Engine:
         self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # batches written, for metrics and tests
+        self.observed: Counter[str] = Counter()  # observations applied, by source (metrics)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -228,6 +230,10 @@ class Engine:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
+
+    def writer_alive(self) -> bool:
+        """Whether the writer task runs (for health checks)."""
+        return self._writer is not None and not self._writer.done()
 
     # -- reads (the in-memory view; it only ever holds committed or committing data) ---------
 
@@ -435,6 +441,7 @@ class Engine:
         ont = self.onts[obs.ont_id]
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
         decision = rules.decide(ont, state, obs, ctx)
+        self.observed[obs.source.value] += 1
         if obs.source is Source.PROBE and not decision.changed and not decision.events:
             tx.touch_state(decision.state)  # 10,000 ONTs every 5 s: don't rewrite what is stable
             return decision

@@ -24,6 +24,7 @@ from monitor.ports import AlertSink, Clock, Router, StaticRouter
 from monitor.prober import Prober
 from monitor.summary import summarize
 from monitor.sweep import Sweeper
+from ontwatch import health, metrics
 from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
@@ -69,7 +70,7 @@ class Service:
     sweeper: Sweeper | None = None
     bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
     maps: MapRenderer | None = None
-    _stopping: list[Any] = field(default_factory=list)
+    loopwatch: health.LoopWatch = field(default_factory=health.LoopWatch)
 
     def check(self) -> None:
         """Refuse settings that would expose writes: non-loopback bind without a token."""
@@ -113,6 +114,7 @@ class Service:
                 "TELEGRAM_BOT_TOKEN is not set: the Telegram bot is disabled; alerts are "
                 "only logged (logger ontwatch.alerts)"
             )
+        self.loopwatch.start()
         self._start_jobs()
         self._start_prober()
         await self._start_http()
@@ -172,6 +174,26 @@ class Service:
         )
         self.prober.start()
 
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """The /healthz checks."""
+        assert self.db is not None and self.engine is not None
+        return await health.check(
+            loop=self.loopwatch,
+            db=self.db,
+            writer_alive=self.engine.writer_alive,
+            bot_enabled=self.bot is not None,
+            now=self.clock(),
+        )
+
+    async def metrics(self) -> tuple[bytes, str]:
+        """The /metrics exposition."""
+        assert self.db is not None and self.engine is not None
+        pending, oldest = await health.outbox_age(self.db, self.clock())
+        by_state = dict(await self.db.fetchall("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+        delivery = self.bot.delivery if self.bot is not None else None
+        scrape = metrics.Scrape(pending, oldest, by_state)
+        return metrics.render(metrics.OntwatchCollector(self.engine, self.prober, delivery, scrape))
+
     async def _start_http(self) -> None:
         assert self.engine is not None and self.reads is not None
         s = self.settings
@@ -182,6 +204,8 @@ class Service:
             tz=s.tz,
             api_token=s.api_token.get_secret_value() if s.api_token else None,
             renderer=self.maps,
+            health=self.health,
+            metrics=self.metrics,
         )
         self.runner = web.AppRunner(create_app(deps), access_log=None)
         await self.runner.setup()
@@ -213,6 +237,7 @@ class Service:
             self.scheduler = None
         if self.engine is not None:
             await self.engine.stop()
+        await self.loopwatch.stop()
         if self.db is not None:
             await self.db.close()
         log.info("ontwatch stopped")

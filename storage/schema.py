@@ -93,6 +93,13 @@ MIGRATIONS: list[str] = [
         members TEXT NOT NULL
     );
     """,
+    # 3: small key/value facts; /healthz proves the database is writable by updating one
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

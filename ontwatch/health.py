@@ -1,0 +1,111 @@
+"""Self-checks behind GET /healthz: event loop lag, a real database write, the outbox moving."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from storage.database import Database
+
+LOOP_LAG_LIMIT = 2.0  # seconds late a 0.25 s heartbeat may be before the loop counts as stalled
+LAG_WINDOW = 30.0
+DB_WRITE_TIMEOUT = 3.0
+OUTBOX_STUCK_AFTER = timedelta(minutes=15)
+
+
+@dataclass
+class LoopWatch:
+    """A heartbeat task; how late it wakes up is how stalled the event loop is."""
+
+    interval: float = 0.25
+    lags: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=512))
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start beating in the running loop."""
+        self._task = asyncio.create_task(self._beat(), name="ontwatch-loopwatch")
+
+    async def stop(self) -> None:
+        """Stop the heartbeat."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _beat(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.interval)
+            now = time.monotonic()
+            self.lags.append((now, max(0.0, now - before - self.interval)))
+
+    def worst_lag(self) -> float:
+        """The largest lag seen in the last LAG_WINDOW seconds (and since the last beat)."""
+        now = time.monotonic()
+        recent = [lag for at, lag in self.lags if now - at <= LAG_WINDOW]
+        since_last = now - self.lags[-1][0] - self.interval if self.lags else 0.0
+        return max([*recent, since_last, 0.0])
+
+
+def _touch(conn: sqlite3.Connection, stamp: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", (stamp,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+async def database_writable(db: Database) -> str:
+    """'' when a real write commits within the timeout, else why not."""
+    try:
+        stamp = datetime.now(UTC).isoformat()
+        await asyncio.wait_for(db.run_in_writer(_touch, stamp), DB_WRITE_TIMEOUT)
+    except TimeoutError:
+        return f"database write took more than {DB_WRITE_TIMEOUT:.0f} s (locked?)"
+    except (sqlite3.Error, OSError) as exc:
+        return f"database not writable: {exc}"
+    return ""
+
+
+async def outbox_age(db: Database, now: datetime) -> tuple[int, float]:
+    """Undelivered outbox rows and the age in seconds of the oldest one."""
+    rows = await db.fetchall("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'")
+    count, oldest = rows[0]
+    age = (now - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
+    return count, max(0.0, age)
+
+
+async def check(
+    *,
+    loop: LoopWatch,
+    db: Database,
+    writer_alive: Callable[[], bool],
+    bot_enabled: bool,
+    now: datetime,
+) -> tuple[bool, dict[str, Any]]:
+    """Run every check; healthy only when all pass. The detail says which failed and why."""
+    problems: list[str] = []
+    lag = loop.worst_lag()
+    if lag > LOOP_LAG_LIMIT:
+        problems.append(f"event loop stalled: a heartbeat was {lag:.1f} s late")
+    if not writer_alive():
+        problems.append("the engine's writer task is not running")
+    if reason := await database_writable(db):
+        problems.append(reason)
+    pending, age = await outbox_age(db, now)
+    if bot_enabled and age > OUTBOX_STUCK_AFTER.total_seconds():
+        problems.append(f"outbox stuck: {pending} messages undelivered, oldest {age:.0f} s old")
+    detail = {
+        "loop_lag_s": round(lag, 3),
+        "outbox_pending": pending,
+        "outbox_oldest_s": round(age, 1),
+        "problems": problems,
+    }
+    return not problems, detail
