@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot import keyboards
+from maps.render import MapRenderer
 from monitor.model import Status
 from tests.fakes.bot_api import parse_html
+from tests.fakes.tile_server import TileServer
 
 from .conftest import GROUP, STRANGER, USER, Harness, Start
 
@@ -218,15 +222,21 @@ async def test_location_lists_nearest_offline_with_navigation(start_bot: Start) 
     parse_html(sent.text)  # well-formed HTML for Telegram
 
 
-async def test_map_sends_a_photo(start_bot: Start) -> None:
-    h = await start_bot()
-    await offline_two(h)
-    h.fake.push_message(USER, "/map offline")
-    photo = await h.fake.wait_for(lambda c: c.method == "sendPhoto", timeout=20)
-    assert photo.photo is not None and photo.photo.startswith(b"\x89PNG")
-    assert "2 offline of 2" in photo.visible_text
-    bad = await h.command("/map Atlantis")
-    assert "neither an area nor an ONT id" in bad.visible_text
+async def test_map_sends_a_photo(start_bot: Start, tmp_path: Path) -> None:
+    async with TileServer() as tiles:
+        renderer = MapRenderer(tiles.url_template, tmp_path / "tiles", user_agent="ontwatch-test")
+        try:
+            h = await start_bot(renderer=renderer)
+            await offline_two(h)
+            h.fake.push_message(USER, "/map offline")
+            photo = await h.fake.wait_for(lambda c: c.method == "sendPhoto", timeout=20)
+            assert photo.photo is not None and photo.photo.startswith(b"\x89PNG")
+            assert "2 offline of 2" in photo.visible_text
+            assert tiles.count > 0  # drawn on the local tiles
+            bad = await h.command("/map Atlantis")
+            assert "neither an area nor an ONT id" in bad.visible_text
+        finally:
+            await renderer.close()
 
 
 class BrokenRenderer:
