@@ -68,13 +68,13 @@ class FakeBotProcess:
         assert line.startswith("READY http://127.0.0.1:"), line
         self.url = line.split()[1]
 
-    def control(self, action: str, timeout: float = 30, **body: Any) -> Any:
+    def control(self, action: str, http_timeout: float = 30, **body: Any) -> Any:
         """POST one /_fake/ control and return its result."""
         req = urllib.request.Request(
             f"{self.url}/_fake/{action}", data=json.dumps(body).encode(), method="POST"
         )
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=http_timeout) as resp:
             return json.loads(resp.read())["result"]
 
     def sent(self, chat_id: int | None = None, method: str | None = None) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ class FakeBotProcess:
     def wait(self, count: int = 1, timeout: float = 15, **filters: Any) -> list[dict[str, Any]]:
         """Wait (bounded) until count recorded calls match the filters."""
         return self.control(
-            "wait", timeout=timeout + 5, count=count, **{"timeout": timeout, **filters}
+            "wait", http_timeout=timeout + 5, count=count, timeout=timeout, **filters
         )
 
     def connected(self) -> bool:
