@@ -423,10 +423,10 @@ class Engine:
                 self._mark_member(tx, ont_id, "" if ont_id in verdict.release else area)
 
     def _mark_member(self, tx: _Txn, ont_id: str, area: str) -> None:
-        state = self.states[ont_id]
-        inc = state.incident
-        if inc is None or inc.mass_outage == area:
-            return
+        state = self.states.get(ont_id)
+        inc = state.incident if state is not None else None
+        if state is None or inc is None or inc.mass_outage == area:
+            return  # deleted since it joined, or nothing to mark
         # Part of a mass outage is critical (DESIGN.md); leaving one never de-escalates.
         severity = Severity.CRITICAL if area and state.status is Status.OFF else inc.severity
         tx.put_state(state.evolve(incident=replace(inc, mass_outage=area, severity=severity)))

@@ -285,3 +285,17 @@ async def test_stable_probes_are_not_rewritten_each_sweep(
     pair = await reads.ont("1")
     assert pair is not None and pair[1].last_seen == clock()
     assert len(await reads.history("1")) == 1  # one line for the change, none for repeats
+
+
+async def test_deleting_a_member_of_an_open_outage(engine: Engine, clock: ManualClock) -> None:
+    await engine.upsert(sample_onts(10))
+    await engine.ingest_many(
+        [Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 7)]
+    )
+    await engine.delete("3")
+    decision = await engine.ingest(Observation.push("1", Status.ON, 0, clock()))
+    assert decision.state.status is Status.ON
+    await engine.ingest_many(
+        [Observation.push(str(i), Status.ON, 0, clock()) for i in (2, 4, 5, 6)]
+    )
+    assert engine.outages == {}
