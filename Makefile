@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-quick lint format bench clean
+.PHONY: install run test e2e ci test-quick lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,17 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/ontwatch run --demo
 
-## the whole test suite (what CI runs), plus the linter
+## the linter and the test suite, except the slow end-to-end and fault runs (about a minute)
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+## end-to-end and fault tests: the real service process, fake Telegram, faults; prints figures
+e2e: install
+	$(BIN)/python -m pytest -q -m e2e -rA
+
+## everything, as CI runs it
+ci: test e2e
 
 ## unit tests only: no process, e2e or privileged network tests
 test-quick: install
