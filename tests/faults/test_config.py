@@ -62,6 +62,7 @@ def wrong_type_in_file(tmp: Path) -> tuple[dict[str, str], str]:
 
 CASES = [
     garbage_toml,
+    syntax_error_toml,
     directory,
     unreadable,
     out_of_range_in_file,
