@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 2**20  # a 10,000-row import or bulk push fits with room to spare
 MAX_PUSH_BODY = 64 * 2**10
 MAX_BULK_ITEMS = 50_000
+SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot exist (and would overflow the driver)
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -341,9 +342,9 @@ async def mark_read(request: web.Request) -> web.Response:
     """Mark one notification read."""
     d = deps(request)
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ApiError(400, "invalid id", "notification id must be an integer")
-    if not await d.reads.notification_exists(int(raw)):
+    if int(raw) > SQLITE_MAX_INT or not await d.reads.notification_exists(int(raw)):
         raise ApiError(404, "unknown notification", {"id": int(raw)})
     changed = await d.reads.mark_read(int(raw))
     return web.json_response({"marked": changed})
