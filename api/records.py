@@ -116,7 +116,10 @@ class OntRecord(BaseModel):
             return None
         if isinstance(value, str):
             value = value.strip().replace(",", ".")
-        number = float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):  # a list or an object: pydantic reports only ValueError
+            raise ValueError("must be a number") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
         return number
@@ -229,10 +232,13 @@ def parse_import(data: bytes | str, content_type: str = "") -> ImportPlan:
             raise ImportFormatError("expected a JSON list of ONT objects")
         rows: Sequence[Any] = loaded
     else:
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "id" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise ImportFormatError("CSV needs a header row with at least an 'id' column")
-        rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in reader]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            if not reader.fieldnames or "id" not in [f.strip().lower() for f in reader.fieldnames]:
+                raise ImportFormatError("CSV needs a header row with at least an 'id' column")
+            rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in reader]
+        except csv.Error as exc:
+            raise ImportFormatError(f"malformed CSV: {exc}") from None
     return check_rows(rows)
 
 
