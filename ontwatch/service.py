@@ -249,7 +249,12 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        self.check()  # a refusal is one line, with nothing opened yet
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # e.g. port in use: close what was opened, so the process exits
+            raise
         try:
             await stop.wait()
             log.info("signal received, shutting down")

@@ -128,6 +128,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected comma-separated chat ids, got {value!r}") from None
         return value
 
+    @field_validator("api_token", "telegram_bot_token", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        # An empty token (or an empty secret file) must never count as "a token is set":
+        # it would open writes on a public address with no check at all.
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and not raw.strip():
+            return None
+        return raw.strip() if isinstance(raw, str) else value
+
     @field_validator("probe", mode="before")
     @classmethod
     def _on_off(cls, value: Any) -> Any:

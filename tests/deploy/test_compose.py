@@ -148,11 +148,6 @@ def test_host_variables_reach_the_settings(
     assert not s.bot_enabled  # an empty bot token file: the bot stays off
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty ONTWATCH_API_TOKEN(_FILE) counts as a token: Service.check() passes on "
-    "0.0.0.0 and the API then accepts writes without one (ontwatch/settings.py or service.py)",
-)
 def test_an_empty_api_token_file_does_not_open_writes(
     clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

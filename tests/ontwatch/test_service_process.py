@@ -119,3 +119,16 @@ def test_refuses_public_bind_without_token(tmp_path: Path) -> None:
     env = service_env(tmp_path / "x.db", free_port(), ONTWATCH_HTTP_HOST="0.0.0.0")
     r = cli("run", env=env, timeout=30)
     assert r.returncode == 78 and "ONTWATCH_API_TOKEN" in r.stderr
+
+
+def test_port_in_use_exits_with_the_reason(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = service_env(tmp_path / "p.db", port)
+        r = cli("run", env=env, timeout=30)  # must exit, not hang on open database threads
+    assert r.returncode != 0
+    assert "address already in use" in (r.stderr + r.stdout).lower()

@@ -100,3 +100,15 @@ def test_missing_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ONTWATCH_CONFIG", "/nonexistent/ontwatch.toml")
     with pytest.raises(SettingsError, match="ONTWATCH_CONFIG"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["", "  ", "\n"])
+def test_blank_tokens_are_unset(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONTWATCH_API_TOKEN", value)
+    token_file = tmp_path / "bot"
+    token_file.write_text(value)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN_FILE", str(token_file))
+    s = load_settings()
+    assert s.api_token is None and s.telegram_bot_token is None and not s.bot_enabled
