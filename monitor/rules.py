@@ -119,6 +119,9 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
     events = tuple(_routed(e, ont, ctx, flapping) for e in (flap_event, event) if e is not None)
     if obs.source is Source.IMPORT:
         events = ()  # an import sets a baseline (incidents included); it is not news
+        if new.incident is not None and state.incident is None:
+            # Known to whoever migrated: no reminders for it; its recovery is still announced.
+            new = new.evolve(incident=replace(new.incident, acked_at=at, acked_by="import"))
     changed = (new.status, new.rto_count, new.incident, new.flapping) != (
         state.status,
         state.rto_count,

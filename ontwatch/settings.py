@@ -186,8 +186,10 @@ class Settings(BaseSettings):
         config = os.environ.get("ONTWATCH_CONFIG")
         if config:
             path = Path(config)
-            if not path.is_file():
+            if not path.exists():
                 raise SettingsError(f"ONTWATCH_CONFIG: no such file: {config}")
+            if not path.is_file():
+                raise SettingsError(f"ONTWATCH_CONFIG: not a regular file: {config}")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 

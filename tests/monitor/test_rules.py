@@ -268,6 +268,15 @@ def test_decide(case: DecideCase) -> None:
     assert d.reason
 
 
+def test_imported_incident_is_known_not_reminded() -> None:
+    d = rules.decide(
+        ONT, st(Status.UNKNOWN), push(Status.OFF, 78, Source.IMPORT), rules.Context(TH)
+    )
+    assert d.state.incident is not None and d.state.incident.acked_by == "import"
+    later = rules.tick(ONT, d.state, T0 + timedelta(hours=5), rules.Context(TH))
+    assert later.events == ()
+
+
 def test_resolution_states_the_downtime() -> None:
     state = st(Status.OFF, 4, incident=inc(C, ago=timedelta(hours=2, minutes=15)))
     d = rules.decide(ONT, state, push(Status.ON, 0), rules.Context(TH))
