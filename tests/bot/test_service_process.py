@@ -2,76 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.process import ROOT, ServiceProcess, free_port, service_env
+from tests.e2e.harness import FakeBotProcess, wait_until
+from tests.process import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.e2e
 GROUP = -100777
 
 
-class FakeProcess:
-    """`python -m tests.fakes.bot_api` on a free loopback port, driven over /_fake/."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.bot_api", "--port", str(free_port())],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()  # "READY http://127.0.0.1:PORT"
-        assert line.startswith("READY http://127.0.0.1:"), line
-        self.url = line.split()[1]
-
-    def control(self, action: str, **body: Any) -> Any:
-        req = urllib.request.Request(
-            f"{self.url}/_fake/{action}", data=json.dumps(body).encode(), method="POST"
-        )
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())["result"]
-
-    def texts(self, chat_id: int) -> list[str]:
-        return [
-            c["params"].get("text", "")
-            for c in self.control("sent", chat_id=chat_id)
-            if c["method"].lower() == "sendmessage"
-        ]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeProcess]:
-    server = FakeProcess()
+def fake() -> Iterator[FakeBotProcess]:
+    server = FakeBotProcess()
     yield server
     server.stop()
 
 
-def wait_until(predicate: Any, limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.1)
-
-
 def test_undelivered_alert_survives_kill9_and_goes_out_once(
-    tmp_path: Path, fake: FakeProcess
+    tmp_path: Path, fake: FakeBotProcess
 ) -> None:
     env = service_env(
         tmp_path / "db.sqlite",
