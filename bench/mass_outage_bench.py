@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.runtime import BotRuntime
 from monitor.engine import Engine
 from monitor.model import Observation, Ont, Source, Status
+from ontwatch.service import bot_config, bot_stores
 from ontwatch.settings import Settings
 from storage.database import Database
 from storage.outbox import OutboxStore
@@ -48,7 +49,12 @@ async def run(n: int, group_wait: float, batches: int) -> int:
                 tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png",
             )
             db = await Database(settings.db).open()
-            runtime = BotRuntime(settings, db, Queries(db), clock=lambda: datetime.now(UTC))
+            runtime = BotRuntime(
+                bot_config(settings),
+                bot_stores(db),
+                Queries(db),
+                clock=lambda: datetime.now(UTC),
+            )
             router = await runtime.load()
             engine = Engine(
                 SqliteStore(db),

@@ -14,8 +14,7 @@ from bot import keyboards
 from bot.limits import MAX_TEXT, pack, trim
 from bot.texts import Html, duration, esc, t, when
 from monitor.model import Event, EventKind, Ont, Severity
-from storage.codec import event_from_payload
-from storage.outbox import OutboxRow
+from monitor.ports import OutboxRow
 
 MASS_LIST = 15  # members named in a mass-outage message; the rest are counted
 COMPACT_AFTER = 12  # more events than this in one message: one line each
@@ -171,7 +170,7 @@ def compose(
     chat_id: int, rows: Sequence[OutboxRow], lang: str, tz: tzinfo, lookup: OntLookup
 ) -> list[AlertMessage]:
     """Messages for one chat's rows, in their order; every row is in exactly one message."""
-    items = [_Item(r, event_from_payload(r.payload), r.payload.get("ont") or {}) for r in rows]
+    items = [_Item(r, r.event, r.payload.get("ont") or {}) for r in rows]
     if not items:
         return []
     blocks = [trim(block(i, lang, tz, lookup)) for i in items]

@@ -37,7 +37,7 @@ from telegram.error import (
 )
 
 from bot.alerts import AlertMessage, OntLookup, compose
-from storage.outbox import OutboxStore
+from bot.ports import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Delivery:
 
     def __init__(
         self,
-        outbox: OutboxStore,
+        outbox: Outbox,
         bot: Bot,
         *,
         lang_for: Callable[[int], str],

@@ -25,12 +25,12 @@ from telegram.ext import (
 
 from bot import keyboards, replies
 from bot.limits import MAX_CAPTION, split, trim, visible
+from bot.ports import AreaSubscriptions, ChatLanguages
 from bot.routing import SubscriptionRouter
 from bot.texts import LANGS, Html, esc, href, lang_of, navigation_url, t, when
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
 from monitor.model import Ont, OntState, Status
-from monitor.ports import Clock, ReadModel
-from storage.outbox import ChatPrefs, Subscription, Subscriptions
+from monitor.ports import Clock, ReadModel, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class BotContext:
 
     engine: Engine
     reads: ReadModel
-    prefs: ChatPrefs
-    subs: Subscriptions
+    prefs: ChatLanguages
+    subs: AreaSubscriptions
     router: SubscriptionRouter
     allowed: frozenset[int]
     alert_chats: frozenset[int]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from monitor.model import Event, EventKind, Severity
-from storage.outbox import Subscription
+from monitor.ports import Subscription
 
 # Follow-ups of something already told: they go to every subscriber of the area whatever its
 # minimum severity, so whoever got the opening also gets the all-clear (never lost).

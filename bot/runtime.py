@@ -15,14 +15,12 @@ from telegram.ext import Application, Defaults
 
 from bot.delivery import Delivery, Monotonic, Sleep
 from bot.handlers import BotContext, Handlers, Renderer
+from bot.ports import BotConfig, BotStores
 from bot.routing import SubscriptionRouter
 from bot.texts import COMMANDS, LANGS, t
 from monitor.engine import Engine
 from monitor.model import Ont
 from monitor.ports import Clock, ReadModel
-from ontwatch.settings import Settings
-from storage.database import Database
-from storage.outbox import ChatPrefs, OutboxStore, Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +38,8 @@ class BotRuntime:
 
     def __init__(
         self,
-        settings: Settings,
-        db: Database,
+        config: BotConfig,
+        stores: BotStores,
         reads: ReadModel,
         *,
         clock: Clock,
@@ -50,20 +48,19 @@ class BotRuntime:
         sleep: Sleep = asyncio.sleep,
         connect_backoff_cap: float = CONNECT_BACKOFF_CAP,
     ) -> None:
-        if settings.telegram_bot_token is None:
+        if not config.token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-        self.settings = settings
-        self.db = db
+        self.config = config
         self.reads = reads
         self.clock = clock
         self.renderer = renderer
         self.monotonic = monotonic
         self.sleep = sleep
         self.connect_backoff_cap = connect_backoff_cap
-        self.outbox = OutboxStore(db)
-        self.prefs = ChatPrefs(db)
-        self.subs = Subscriptions(db)
-        self.router = SubscriptionRouter(settings.alert_chats)
+        self.outbox = stores.outbox
+        self.prefs = stores.prefs
+        self.subs = stores.subs
+        self.router = SubscriptionRouter(config.alert_chats)
         self.engine: Engine | None = None
         self.delivery: Delivery | None = None
         self.app: Application[Any, Any, Any, Any, Any, Any] | None = None
@@ -76,12 +73,10 @@ class BotRuntime:
         for sub in await self.subs.all():
             self.router.add(sub)
         self.langs.update(await self.prefs.langs())
-        url = self.settings.telegram_api_url
-        token = self.settings.telegram_bot_token
-        assert token is not None
+        url = self.config.api_url
         self.app = (
             Application.builder()
-            .token(token.get_secret_value())
+            .token(self.config.token)
             .base_url(f"{url}/bot")
             .base_file_url(f"{url}/file/bot")
             .defaults(
@@ -96,9 +91,9 @@ class BotRuntime:
             self.outbox,
             self.app.bot,
             lang_for=self.lang_for,
-            tz=self.settings.tz,
+            tz=self.config.tz,
             lookup=self._lookup,
-            group_wait=self.settings.group_wait,
+            group_wait=self.config.group_wait,
             clock=self.monotonic,
             sleep=self.sleep,
         )
@@ -113,7 +108,7 @@ class BotRuntime:
     def lang_for(self, chat_id: int) -> str:
         """A chat's language (its /lang choice, else the default setting)."""
         lang = self.langs.get(chat_id)
-        return lang if lang in LANGS else self.settings.lang
+        return lang if lang in LANGS else self.config.lang
 
     def _lookup(self, ont_id: str) -> Ont | None:
         return self.engine.onts.get(ont_id) if self.engine is not None else None
@@ -128,10 +123,10 @@ class BotRuntime:
             prefs=self.prefs,
             subs=self.subs,
             router=self.router,
-            allowed=self.settings.chats_allowed,
-            alert_chats=frozenset(self.settings.alert_chats),
-            default_lang=self.settings.lang,
-            tz=self.settings.tz,
+            allowed=self.config.allowed,
+            alert_chats=frozenset(self.config.alert_chats),
+            default_lang=self.config.lang,
+            tz=self.config.tz,
             clock=self.clock,
             renderer=self.renderer,
             langs=self.langs,
@@ -182,7 +177,7 @@ class BotRuntime:
     async def _set_commands(self) -> None:
         assert self.app is not None
         bot = self.app.bot
-        await bot.set_my_commands(commands_for(self.settings.lang))
+        await bot.set_my_commands(commands_for(self.config.lang))
         for lang in LANGS:
             await bot.set_my_commands(commands_for(lang), language_code=lang)
 

@@ -100,6 +100,27 @@ class HistoryRow:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One undelivered message-to-be: a stored event for one chat."""
+
+    id: int
+    notification_id: int
+    chat_id: int
+    attempts: int
+    event: Event
+    payload: dict[str, Any]  # the stored event JSON, with an "ont" dict when about one ONT
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A chat that wants the alerts of one area from a minimum severity up."""
+
+    chat_id: int
+    area: str
+    min_severity: str = "warning"
+
+
 class Store(Protocol):
     """Durable state behind the engine."""
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from api.app import ApiDeps, create_app
+from bot.ports import BotConfig, BotStores
 from maps.render import MapRenderer
 from maps.tile_fetch import default_user_agent
 from monitor.engine import Engine
@@ -30,6 +31,7 @@ from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
 from storage import retention
 from storage.database import Database
+from storage.outbox import ChatPrefs, OutboxStore, Subscriptions
 from storage.queries import Queries
 from storage.store import SqliteStore
 
@@ -94,7 +96,13 @@ class Service:
         if s.bot_enabled:
             from bot.runtime import BotRuntime  # PTB is loaded only when the bot is on
 
-            self.bot = BotRuntime(s, self.db, self.reads, clock=self.clock, renderer=self.maps)
+            self.bot = BotRuntime(
+                bot_config(s),
+                bot_stores(self.db),
+                self.reads,
+                clock=self.clock,
+                renderer=self.maps,
+            )
             router = await self.bot.load()  # alert chats + area subscriptions
             sinks.append(self.bot.sink)  # wakes delivery after each commit
         self.engine = Engine(
@@ -260,6 +268,25 @@ class Service:
             log.info("signal received, shutting down")
         finally:
             await self.stop()
+
+
+def bot_config(s: Settings) -> BotConfig:
+    """The bot's part of the settings."""
+    assert s.telegram_bot_token is not None
+    return BotConfig(
+        token=s.telegram_bot_token.get_secret_value(),
+        api_url=s.telegram_api_url,
+        alert_chats=s.alert_chats,
+        allowed=s.chats_allowed,
+        lang=s.lang,
+        tz=s.tz,
+        group_wait=s.group_wait,
+    )
+
+
+def bot_stores(db: Database) -> BotStores:
+    """The bot's tables."""
+    return BotStores(OutboxStore(db), ChatPrefs(db), Subscriptions(db))
 
 
 async def seed_demo(engine: Engine, now: datetime) -> None:

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.codec import ts
+from monitor.ports import OutboxRow, Subscription
+from storage.codec import event_from_payload, ts
 from storage.database import Database
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """One pending message-to-be: a stored notification for one chat."""
-
-    id: int
-    notification_id: int
-    chat_id: int
-    attempts: int
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A chat that wants the alerts of one area from a minimum severity up."""
-
-    chat_id: int
-    area: str
-    min_severity: str = "warning"
 
 
 class OutboxStore:
@@ -52,8 +32,9 @@ class OutboxStore:
         sql += " ORDER BY o.id LIMIT ?"
         params.append(limit)
         return [
-            OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+            OutboxRow(r[0], r[1], r[2], r[3], event_from_payload(payload), payload)
             for r in await self.db.fetchall(sql, params)
+            if (payload := json.loads(r[4])) is not None
         ]
 
     async def pending_chats(self) -> list[int]:

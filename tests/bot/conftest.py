@@ -13,6 +13,7 @@ import pytest
 from bot.runtime import BotRuntime
 from monitor.engine import Engine
 from monitor.model import Observation, Ont, Source, Status
+from ontwatch.service import bot_config, bot_stores
 from ontwatch.settings import Settings
 from storage.database import Database
 from storage.queries import Queries
@@ -140,7 +141,7 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[Start]:
         db = await Database(settings.db).open()
         stack.append(db.close)
         reads = Queries(db)
-        runtime = BotRuntime(settings, db, reads, clock=clock, **kw)
+        runtime = BotRuntime(bot_config(settings), bot_stores(db), reads, clock=clock, **kw)
         router = await runtime.load()
         engine = Engine(
             SqliteStore(db),

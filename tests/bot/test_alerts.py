@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from bot.alerts import compose
 from bot.limits import MAX_TEXT, split, trim
 from monitor.model import Event, EventKind, Ont, Severity, Status
+from monitor.ports import OutboxRow
 from storage.codec import event_payload
-from storage.outbox import OutboxRow
 from tests.fakes.bot_api import parse_html
 
 TZ = ZoneInfo("Asia/Jakarta")
@@ -18,7 +18,7 @@ NASTY = Ont(id="3", name='Pos <RT 01> & "RW" 02', area="A&B <x>", lat=-7.7, lon=
 
 
 def row(i: int, event: Event, ont: Ont | None) -> OutboxRow:
-    return OutboxRow(i, i, -100, 0, event_payload(event, ont))
+    return OutboxRow(i, i, -100, 0, event, event_payload(event, ont))
 
 
 def opened(ont: Ont) -> Event:

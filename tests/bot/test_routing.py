@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from bot.routing import SubscriptionRouter
 from monitor.model import Event, EventKind, Severity
-from storage.outbox import Subscription
+from monitor.ports import Subscription
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

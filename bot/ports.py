@@ -1,0 +1,84 @@
+"""What the bot needs from storage, as Protocols; storage/outbox.py provides them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Protocol
+
+from monitor.ports import OutboxRow, Subscription
+
+
+class Outbox(Protocol):
+    """Pending messages and what delivery did with them."""
+
+    async def pending(self, chat_id: int | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Pending rows in order, optionally of one chat."""
+        ...
+
+    async def pending_chats(self) -> list[int]:
+        """Chats with pending rows."""
+        ...
+
+    async def mark_sent(self, ids: Sequence[int], message_id: int | None, at: datetime) -> None:
+        """Rows delivered as one message."""
+        ...
+
+    async def mark_failed(self, ids: Sequence[int], reason: str, at: datetime) -> None:
+        """Rows that can never be delivered, and why."""
+        ...
+
+    async def record_attempt(self, ids: Sequence[int], error: str, next_at: datetime) -> None:
+        """A failed attempt, to be retried."""
+        ...
+
+
+class ChatLanguages(Protocol):
+    """Per-chat language choice."""
+
+    async def langs(self) -> dict[int, str]:
+        """Every chat's chosen language."""
+        ...
+
+    async def set_lang(self, chat_id: int, lang: str) -> None:
+        """Store a chat's language."""
+        ...
+
+
+class AreaSubscriptions(Protocol):
+    """Chats' area subscriptions."""
+
+    async def all(self) -> list[Subscription]:
+        """Every subscription."""
+        ...
+
+    async def subscribe(self, sub: Subscription) -> None:
+        """Add or change one."""
+        ...
+
+    async def unsubscribe(self, chat_id: int, area: str | None = None) -> list[str]:
+        """Remove one (or all of a chat's); the areas removed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BotStores:
+    """The bot's storage, wired by ontwatch/."""
+
+    outbox: Outbox
+    prefs: ChatLanguages
+    subs: AreaSubscriptions
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """The settings the bot uses (built from ontwatch's Settings by the wiring)."""
+
+    token: str
+    api_url: str
+    alert_chats: tuple[int, ...]
+    allowed: frozenset[int]
+    lang: str
+    tz: tzinfo
+    group_wait: float
