@@ -80,6 +80,9 @@ class _Txn:
         old = e.onts.get(ont.id)
         if old is not None and old.area != ont.area:
             e.area_index.get(old.area, set()).discard(ont.id)
+            opened = e.down_index.get(old.area, {}).pop(ont.id, None)
+            if opened is not None:
+                e.down_index.setdefault(ont.area, {})[ont.id] = opened
         e.area_index.setdefault(ont.area, set()).add(ont.id)
         e.onts[ont.id] = ont
         self.batch.onts[ont.id] = ont
@@ -92,6 +95,7 @@ class _Txn:
         old = e.onts.get(ont_id)
         if old is not None:
             e.area_index.get(old.area, set()).discard(ont_id)
+            e.down_index.get(old.area, {}).pop(ont_id, None)
         e.onts.pop(ont_id, None)
         e.states.pop(ont_id, None)
         self.batch.onts.pop(ont_id, None)
@@ -104,14 +108,18 @@ class _Txn:
         self.undo_states.setdefault(state.ont_id, old)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
-        if (
-            old is None
-            or old.status is not state.status
-            or (old.incident is None) != (state.incident is None)
+        ont = e.onts.get(state.ont_id)
+        if ont is None:
+            return
+        was_down = old is not None and outages.is_down(old)
+        if outages.is_down(state):
+            e.down_index.setdefault(ont.area, {})[state.ont_id] = state.incident.opened_at  # type: ignore[union-attr]
+        elif was_down:
+            e.down_index.get(ont.area, {}).pop(state.ont_id, None)
+        if was_down != outages.is_down(state) or (
+            old is not None and old.status is not state.status
         ):
-            ont = e.onts.get(state.ont_id)
-            if ont is not None:
-                self.areas.add(ont.area)
+            self.areas.add(ont.area)
 
     def touch_state(self, state: OntState) -> None:
         """Keep an unchanged probe's last_seen in memory; the next tick writes it."""
@@ -129,11 +137,11 @@ class _Txn:
             e.outages[area] = outage
         self.batch.outages[area] = outage
 
-    def fold(self, members: frozenset[str]) -> None:
-        """Members' own messages in this batch are folded into the area's outage message."""
+    def fold(self, members: frozenset[str], joined: frozenset[str]) -> None:
+        """Members' messages in this batch, and joiners' undelivered ones, fold into the outage."""
+        self.batch.folded |= joined
         if not members:
             return
-        self.batch.folded |= members
         self.batch.alerts = [
             (replace(ev, notify=False), ont, ()) if ev.ont_id in members else (ev, ont, chats)
             for ev, ont, chats in self.batch.alerts
@@ -173,6 +181,7 @@ class _Txn:
                 else:
                     mapping[key] = old  # type: ignore[index]
         e.area_index = _index_areas(e.onts)
+        e.down_index = _index_down(e.onts, e.states)
         if self.undo_dirty is not None:
             e.dirty |= self.undo_dirty
 
@@ -201,6 +210,7 @@ class Engine:
         self.mutes: dict[str, Mute] = {}
         self.outages: dict[str, MassOutage] = {}
         self.area_index: dict[str, set[str]] = {}
+        self.down_index: dict[str, dict[str, datetime]] = {}  # area -> down ONT -> since
         self.dirty: set[str] = set()  # states changed in memory only (probe last_seen)
         self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -219,6 +229,7 @@ class Engine:
         self.area_index = _index_areas(self.onts)
         for ont_id in self.onts.keys() - self.states.keys():
             self.states[ont_id] = OntState(ont_id=ont_id)
+        self.down_index = _index_down(self.onts, self.states)
         self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
 
     async def stop(self) -> None:
@@ -410,17 +421,22 @@ class Engine:
 
     def _assess_outages(self, tx: _Txn) -> None:
         for area in sorted(tx.areas):
-            ids = self.area_index.get(area, set())
-            items = [(self.onts[i], self.states[i]) for i in ids]
             active = self.outages.get(area)
-            verdict = outages.assess_area(area, items, active, tx.now, self.thresholds)
+            down = self.down_index.get(area, {})
+            if active is None and len(down) < outages.MIN_SHARE_ONTS:
+                continue  # the common case: nothing like a mass outage here
+            size = len(self.area_index.get(area, ()))
+            verdict = outages.assess_area(area, down, size, active, tx.now, self.thresholds)
             if verdict.outage != active:
                 tx.put_outage(area, verdict.outage)
             for event in verdict.events:
                 tx.emit(event)
-            tx.fold(verdict.fold)
-            for ont_id in sorted(verdict.fold | verdict.release):
-                self._mark_member(tx, ont_id, "" if ont_id in verdict.release else area)
+            if verdict.outage is not None or verdict.events:
+                tx.fold(verdict.fold, verdict.joined)
+            for ont_id in sorted(verdict.joined):
+                self._mark_member(tx, ont_id, area)
+            for ont_id in sorted(verdict.release):
+                self._mark_member(tx, ont_id, "")
 
     def _mark_member(self, tx: _Txn, ont_id: str, area: str) -> None:
         state = self.states.get(ont_id)
@@ -538,4 +554,15 @@ def _index_areas(onts: dict[str, Ont]) -> dict[str, set[str]]:
     index: dict[str, set[str]] = {}
     for ont_id, ont in onts.items():
         index.setdefault(ont.area, set()).add(ont_id)
+    return index
+
+
+def _index_down(
+    onts: dict[str, Ont], states: dict[str, OntState]
+) -> dict[str, dict[str, datetime]]:
+    index: dict[str, dict[str, datetime]] = {}
+    for ont_id, state in states.items():
+        ont = onts.get(ont_id)
+        if ont is not None and outages.is_down(state) and state.incident is not None:
+            index.setdefault(ont.area, {})[ont_id] = state.incident.opened_at
     return index

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.model import Event, EventKind, Ont, OntState, Severity, Status, Thresholds
+from monitor.model import Event, EventKind, OntState, Severity, Status, Thresholds
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +24,16 @@ class AreaDecision:
 
     outage: MassOutage | None
     events: tuple[Event, ...] = ()
-    fold: frozenset[str] = frozenset()  # ONTs whose own messages are folded into the outage
-    release: frozenset[str] = frozenset()  # members still OFF when the outage ended
+    joined: frozenset[str] = frozenset()  # new members: their incidents become part of it
+    release: frozenset[str] = frozenset()  # members still down when the outage ended
     reason: str = ""
+
+    @property
+    def fold(self) -> frozenset[str]:
+        """ONTs whose own messages are folded into the outage's."""
+        members = self.outage.members if self.outage else frozenset()
+        ended = self.events[0].members if self.outage is None and self.events else ()
+        return members | frozenset(ended) | self.release
 
 
 # Two ONTs going OFF together happens by chance; three in a small area is a pattern.
@@ -40,25 +47,32 @@ def qualifies(off: int, area_size: int, th: Thresholds) -> bool:
     return off >= MIN_SHARE_ONTS and area_size > 0 and off / area_size >= th.mass_area_share
 
 
+def is_down(state: OntState) -> bool:
+    """Down for mass-outage purposes: an open incident and no sign of life (OFF or lost probes)."""
+    return state.incident is not None and (state.status is Status.OFF or state.rto_count > 0)
+
+
 def assess_area(
     area: str,
-    items: Sequence[tuple[Ont, OntState]],
+    down: Mapping[str, datetime],
+    area_size: int,
     active: MassOutage | None,
     now: datetime,
     th: Thresholds,
 ) -> AreaDecision:
-    """Open, extend or resolve the mass outage of one area."""
+    """Open, extend or resolve the mass outage of one area.
+
+    `down` maps the area's down ONTs to when their incident opened (the first lost probe or
+    the OFF push): that is when they went down.
+    """
     if not area:
         return AreaDecision(active, reason="no area")
-    # Down: an open incident and no sign of life (OFF, or probes lost). The incident's opening
-    # time is when it went down: the first lost probe, not only the later OFF.
-    off = {o.id: s.incident.opened_at for o, s in items if _down(s)}
     if active is None:
         since = now - th.mass_window
-        recent = sorted((i for i, opened in off.items() if opened >= since), key=_id_key)
-        if not qualifies(len(recent), len(items), th):
-            return AreaDecision(None, reason=f"{len(recent)} recent OFF: below threshold")
-        reason = f"{len(recent)} of {len(items)} ONTs OFF within {_minutes(th)}"
+        recent = sorted((i for i, opened in down.items() if opened >= since), key=_id_key)
+        if not qualifies(len(recent), area_size, th):
+            return AreaDecision(None, reason=f"{len(recent)} recently down: below threshold")
+        reason = f"{len(recent)} of {area_size} ONTs OFF within {_minutes(th)}"
         outage = MassOutage(area=area, started_at=now, members=frozenset(recent))
         event = Event(
             kind=EventKind.MASS_OUTAGE,
@@ -69,24 +83,24 @@ def assess_area(
             status=Status.OFF,
             members=tuple(recent),
         )
-        return AreaDecision(outage, (event,), fold=outage.members, reason=reason)
+        return AreaDecision(outage, (event,), joined=outage.members, reason=reason)
 
-    # Active: ONTs that go OFF during the outage join it; the outage ends when it no longer
-    # qualifies, with the members still OFF handed back to their own incidents.
-    joiners = {
+    # Active: ONTs that go down during the outage join it; the outage ends when it no longer
+    # qualifies, with the members still down handed back to their own incidents.
+    joiners = frozenset(
         i
-        for i, opened in off.items()
+        for i, opened in down.items()
         if i not in active.members and opened >= active.started_at - th.mass_window
-    }
+    )
     members = active.members | joiners
-    still_off = {i for i in members if i in off}
-    if qualifies(len(still_off), len(items), th):
-        outage = MassOutage(active.area, active.started_at, frozenset(members))
-        return AreaDecision(outage, fold=frozenset(members), reason=f"{len(still_off)} still OFF")
-    recovered = sorted(members - still_off, key=_id_key)
+    still_down = frozenset(i for i in members if i in down)
+    if qualifies(len(still_down), area_size, th):
+        outage = MassOutage(active.area, active.started_at, members)
+        return AreaDecision(outage, joined=joiners, reason=f"{len(still_down)} still down")
+    recovered = sorted(members - still_down, key=_id_key)
     reason = f"{len(recovered)} of {len(members)} ONTs back"
-    if still_off:
-        reason += f", {len(still_off)} still OFF"
+    if still_down:
+        reason += f", {len(still_down)} still OFF"
     event = Event(
         kind=EventKind.MASS_OUTAGE_RESOLVED,
         severity=Severity.CRITICAL,
@@ -97,13 +111,7 @@ def assess_area(
         members=tuple(recovered),
         duration=now - active.started_at,
     )
-    return AreaDecision(
-        None, (event,), fold=frozenset(members), release=frozenset(still_off), reason=reason
-    )
-
-
-def _down(state: OntState) -> bool:
-    return state.incident is not None and (state.status is Status.OFF or state.rto_count > 0)
+    return AreaDecision(None, (event,), release=still_down, reason=reason)
 
 
 def _minutes(th: Thresholds) -> str:

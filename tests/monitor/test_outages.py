@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.model import EventKind, Incident, Ont, OntState, Severity, Status, Thresholds
-from monitor.outages import MassOutage, assess_area, qualifies
+from monitor.outages import MassOutage, assess_area, is_down, qualifies
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 TH = Thresholds()
@@ -96,19 +96,29 @@ CASES = [
 ]
 
 
+def down_of(items: list[tuple[Ont, OntState]]) -> dict[str, datetime]:
+    """What the engine's down index holds for these ONTs."""
+    return {o.id: s.incident.opened_at for o, s in items if is_down(s) and s.incident}
+
+
+def assess(items: list[tuple[Ont, OntState]], active: MassOutage | None):  # type: ignore[no-untyped-def]
+    return assess_area("Baciro", down_of(items), len(items), active, T0, TH)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_assess_area(case: Case) -> None:
-    verdict = assess_area("Baciro", case.items, case.active, T0, TH)
+    verdict = assess(case.items, case.active)
     assert tuple(e.kind for e in verdict.events) == case.kinds
     assert (verdict.outage is not None) == case.open_after
     if verdict.outage is not None:
         assert len(verdict.outage.members) == case.members
         assert verdict.fold == verdict.outage.members
+        assert verdict.joined <= verdict.outage.members
     assert verdict.reason
 
 
 def test_resolution_counts_and_duration() -> None:
-    verdict = assess_area("Baciro", area(40, dict.fromkeys(range(1, 3), 5)), ACTIVE, T0, TH)
+    verdict = assess(area(40, dict.fromkeys(range(1, 3), 5)), ACTIVE)
     (event,) = verdict.events
     assert event.duration == timedelta(minutes=5)
     assert len(event.members) == 10 and "10 of 12 ONTs back, 2 still OFF" in event.reason
@@ -130,7 +140,7 @@ def test_lost_probes_count_before_the_off() -> None:
         )
         for o, _ in items[:6]
     ]
-    verdict = assess_area("Baciro", lost + items[6:], None, T0, TH)
+    verdict = assess(lost + items[6:], None)
     assert [e.kind for e in verdict.events] == [EventKind.MASS_OUTAGE]
 
 
