@@ -164,7 +164,6 @@ class Delivery:
         self._unmarked: set[int] = set()  # sent, but the mark did not reach the database yet
         self._pending_marks: deque[tuple[tuple[int, ...], int | None]] = deque()
         self.sent_messages = 0
-        self.failed_rows = 0
         self.errors: Counter[str] = Counter()  # Telegram errors by kind, for /metrics
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -298,7 +297,6 @@ class Delivery:
                 reason = f"{type(exc).__name__}: {exc.message}"
                 log.error("delivery: chat %s refused for good: %s", chat_id, reason)
                 await self.outbox.mark_failed(message.row_ids, reason, self.wall())
-                self.failed_rows += len(message.row_ids)
                 return True
             except (TelegramError, OSError) as exc:
                 # NetworkError/TimedOut/5xx (and InvalidToken: a config error an operator fixes).

@@ -18,7 +18,6 @@ class Job:
     name: str
     run: Callable[[], Awaitable[object]]
     every: float
-    first_after: float | None = None  # seconds until the first run; default: one interval
 
 
 def build_scheduler(jobs: Sequence[Job]) -> AsyncIOScheduler:
