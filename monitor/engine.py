@@ -72,7 +72,7 @@ class _Txn:
     undo_outages: dict[str, MassOutage | None] = field(default_factory=dict)
     undo_dirty: set[str] | None = None
     events: list[tuple[Event, Ont | None]] = field(default_factory=list)
-    areas: set[str] = field(default_factory=set)  # areas where an ONT changed status
+    areas: set[str] = field(default_factory=set)  # areas where an ONT went down, up or ON/OFF
 
     def put_ont(self, ont: Ont) -> None:
         e = self.engine
@@ -174,6 +174,7 @@ class _Txn:
             (e.onts, self.undo_onts),
             (e.states, self.undo_states),
             (e.mutes, self.undo_mutes),
+            (e.outages, self.undo_outages),
         ):
             for key, old in undo.items():
                 if old is None:

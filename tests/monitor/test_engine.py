@@ -299,3 +299,20 @@ async def test_deleting_a_member_of_an_open_outage(engine: Engine, clock: Manual
         [Observation.push(str(i), Status.ON, 0, clock()) for i in (2, 4, 5, 6)]
     )
     assert engine.outages == {}
+
+
+async def test_failed_commit_forgets_the_outage_it_opened(db: Database, clock: ManualClock) -> None:
+    store = FailingStore(db)
+    eng = Engine(store, clock=clock)
+    await eng.start()
+    await eng.upsert(sample_onts(10))
+    store.failing = True
+    with pytest.raises(StoreUnavailable):
+        await eng.ingest_many(
+            [Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 7)]
+        )
+    assert eng.outages == {} and eng.down_index.get("Baciro", {}) == {}
+    store.failing = False
+    await eng.ingest_many([Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 7)])
+    assert set(eng.outages) == {"Baciro"}
+    await eng.stop()
