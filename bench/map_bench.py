@@ -145,13 +145,46 @@ def _auto_zoom_time(items: list) -> float:
     return time.perf_counter() - t0
 
 
+SAMPLE_OUTAGE_AREA = "Demangan"
+
+
+async def _demo_items(db_path: Path) -> list[tuple[Ont, OntState]]:
+    """The real demo inventory through the real engine, with one area gone dark.
+
+    `ontwatch run --demo`'s ONTs; every ONT of SAMPLE_OUTAGE_AREA pushed OFF (a mass outage, as
+    the engine decides it), three others with a lost probe or two.
+    """
+    from monitor.engine import Engine
+    from monitor.model import Observation, Source
+    from ontwatch.demo import demo_inventory as real_demo
+    from storage.database import Database
+    from storage.store import SqliteStore
+
+    now = datetime(2026, 11, 27, 7, 5, tzinfo=UTC)
+    db = await Database(db_path).open()
+    engine = Engine(SqliteStore(db), clock=lambda: now)
+    await engine.start()
+    onts = real_demo()
+    await engine.upsert(
+        onts, [Observation.push(o.id, Status.ON, 0, now, source=Source.IMPORT) for o in onts]
+    )
+    dark = [o.id for o in onts if o.area == SAMPLE_OUTAGE_AREA]
+    await engine.ingest_many([Observation.push(i, Status.OFF, 1, now) for i in dark])
+    await engine.ingest_many([Observation.push(i, Status.ON, 1, now) for i in ("3", "12", "50")])
+    items = engine.items()
+    await engine.stop()
+    await db.close()
+    return items
+
+
 def write_sample(path: Path, n: int) -> None:
-    """Render the demo inventory's /map image from local generated tiles into path."""
-    items = demo_inventory(n)
+    """Render the demo inventory's /map image (one area in a mass outage) from local tiles."""
+    del n  # the demo inventory has its own size
 
     async def go(tile_url: str) -> bytes:
-        with tempfile.TemporaryDirectory() as cache_dir:
-            renderer = MapRenderer(tile_url, Path(cache_dir), user_agent=default_user_agent())
+        with tempfile.TemporaryDirectory() as tmp:
+            items = await _demo_items(Path(tmp) / "demo.db")
+            renderer = MapRenderer(tile_url, Path(tmp) / "tiles", user_agent=default_user_agent())
             now = datetime(2026, 11, 27, 7, 5, tzinfo=UTC)
             png = await renderer.render(MapView("all"), items, now=now, tz=TZ)
             await renderer.close()
@@ -161,7 +194,7 @@ def write_sample(path: Path, n: int) -> None:
         png = asyncio.run(go(server.url_template))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
-    print(f"wrote {path} ({len(png):,} bytes, {n} ONTs, {OUTAGE_AREA} in mass outage)")
+    print(f"wrote {path} ({len(png):,} bytes, the demo inventory, {SAMPLE_OUTAGE_AREA} dark)")
 
 
 def main() -> None:
