@@ -19,7 +19,7 @@ ONTS = 200
 WORKERS = 40  # concurrent connections; each owns ONTS / WORKERS ONTs, so per-ONT order is known
 TOTAL = 20_000
 BUDGET_S = 10.0
-KILL_AFTER_ACKED = 6_000
+KILL_AFTER_ACKED = 12_000
 
 
 async def load(svc: ServiceProcess, acked: dict[str, int], counts: dict[str, int]) -> None:
@@ -60,7 +60,7 @@ async def load(svc: ServiceProcess, acked: dict[str, int], counts: dict[str, int
 
 
 def test_kill9_mid_load_loses_no_acknowledged_push(tmp_path: Path) -> None:
-    """SIGKILL after 6,000 acknowledged pushes of a 20,000-push load; restart; all are there."""
+    """SIGKILL after 12,000 acknowledged pushes of a 20,000-push load; restart; all are there."""
     db = tmp_path / "ontwatch.db"
     env = service_env(db, free_port(), ONTWATCH_LOG_LEVEL="WARNING")
     log = tmp_path / "service.log"
