@@ -57,6 +57,11 @@ class EventKind(enum.StrEnum):
     MONITOR_ONLINE = "monitor_online"
 
 
+def id_sort_key(ont_id: str) -> tuple[int, int | str]:
+    """Order ONT ids: numeric ids (from older systems) as numbers first, then the rest as text."""
+    return (0, int(ont_id)) if ont_id.isdigit() else (1, ont_id)
+
+
 def ip_is_valid(ip: str | None) -> bool:
     """True when ip is a usable unicast IPv4/IPv6 host address."""
     if not ip:

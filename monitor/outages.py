@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.model import Event, EventKind, OntState, Severity, Status, Thresholds
+from monitor.model import (
+    Event,
+    EventKind,
+    OntState,
+    Severity,
+    Status,
+    Thresholds,
+    id_sort_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +77,7 @@ def assess_area(
         return AreaDecision(active, reason="no area")
     if active is None:
         since = now - th.mass_window
-        recent = sorted((i for i, opened in down.items() if opened >= since), key=_id_key)
+        recent = sorted((i for i, opened in down.items() if opened >= since), key=id_sort_key)
         if not qualifies(len(recent), area_size, th):
             return AreaDecision(None, reason=f"{len(recent)} recently down: below threshold")
         reason = f"{len(recent)} of {area_size} ONTs OFF within {_minutes(th)}"
@@ -97,7 +105,7 @@ def assess_area(
     if qualifies(len(still_down), area_size, th):
         outage = MassOutage(active.area, active.started_at, members)
         return AreaDecision(outage, joined=joiners, reason=f"{len(still_down)} still down")
-    recovered = sorted(members - still_down, key=_id_key)
+    recovered = sorted(members - still_down, key=id_sort_key)
     reason = f"{len(recovered)} of {len(members)} ONTs back"
     if still_down:
         reason += f", {len(still_down)} still OFF"
@@ -116,7 +124,3 @@ def assess_area(
 
 def _minutes(th: Thresholds) -> str:
     return f"{int(th.mass_window.total_seconds() // 60)} min"
-
-
-def _id_key(ont_id: str) -> tuple[int, int | str]:
-    return (0, int(ont_id)) if ont_id.isdigit() else (1, ont_id)

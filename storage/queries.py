@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.model import Ont, OntState, Status
+from monitor.model import Ont, OntState, Status, id_sort_key
 from monitor.ports import HistoryRow, Notification
 from storage.codec import STATE_COLUMNS, ont_from_row, parse_ts, state_from_row
 from storage.database import Database
@@ -21,11 +21,6 @@ _N_ONT = len(ONT_COLUMNS.split(","))
 
 def _pair(row: Any) -> tuple[Ont, OntState]:
     return ont_from_row(row[:_N_ONT]), state_from_row(row[_N_ONT:])
-
-
-def _ont_sort_key(ont_id: str) -> tuple[int, int | str]:
-    # Numeric ids from the older system sort as numbers, the rest as text after them.
-    return (0, int(ont_id)) if ont_id.isdigit() else (1, ont_id)
 
 
 class Queries:
@@ -47,7 +42,7 @@ class Queries:
             params.append(area)
         sql = _JOINED + (" WHERE " + " AND ".join(where) if where else "")
         pairs = [_pair(r) for r in await self.db.fetchall(sql, params)]
-        pairs.sort(key=lambda p: _ont_sort_key(p[0].id))
+        pairs.sort(key=lambda p: id_sort_key(p[0].id))
         return pairs
 
     async def ont(self, ont_id: str) -> tuple[Ont, OntState] | None:
