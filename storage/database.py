@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +100,20 @@ class Database:
             return await conn._execute(fn, conn._conn, *args)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Run a read query on the reader."""
-        async with self.reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        """Run a read query on the reader, start to finish in one call on its thread.
+
+        Not execute() then fetchall(): between those two hops another read can start, and
+        while a statement is open SQLite keeps the connection's WAL snapshot, so reads that
+        keep overlapping can miss a commit made meanwhile (delivery re-sent a row it had just
+        marked sent). One call per query leaves no statement open between queries.
+        """
+        conn = self.reader
+        return await conn._execute(_fetchall, conn._conn, sql, params)
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    cur = conn.execute(sql, params)
+    try:
+        return cur.fetchall()
+    finally:
+        cur.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,3 +58,38 @@ async def test_stats_match_the_onts(engine: Engine, reads: Queries, clock: Manua
     assert stats["by_area"]["Baciro"]["offline"] == 2
     assert await reads.mark_read(None) == 2
     assert (await reads.stats())["unread"] == 0
+
+
+async def test_a_read_after_a_commit_sees_it_while_other_reads_overlap(tmp_path: Path) -> None:
+    """Overlapping reads on the shared reader must not keep an old snapshot past a commit.
+
+    Delivery marks a row sent and then reads the pending rows again; a stale snapshot there
+    sent the same alert twice.
+    """
+    db = await Database(tmp_path / "snap.db").open()
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE big (n INTEGER)")
+            await conn.executemany("INSERT INTO big VALUES (?)", [(i,) for i in range(200)])
+            await conn.execute("CREATE TABLE flag (v INTEGER)")
+            await conn.execute("INSERT INTO flag VALUES (0)")
+        stop = asyncio.Event()
+
+        async def busy_reader() -> None:
+            while not stop.is_set():
+                await db.fetchall("SELECT n FROM big")
+
+        readers = [asyncio.create_task(busy_reader()) for _ in range(4)]
+        stale = 0
+        try:
+            for v in range(1, 201):
+                async with db.transaction() as conn:
+                    await conn.execute("UPDATE flag SET v = ?", (v,))
+                if (await db.fetchall("SELECT v FROM flag"))[0][0] != v:
+                    stale += 1
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+        assert stale == 0
+    finally:
+        await db.close()
