@@ -86,6 +86,16 @@ def block(item: _Item, lang: str, tz: tzinfo, lookup: OntLookup) -> Html:
         case EventKind.RESOLVED:
             dur = duration(e.duration, lang) if e.duration is not None else "?"
             return t(lang, "alert_resolved", dur=dur, **common)
+        case EventKind.REMINDER if not e.ont_id and e.area:
+            head = t(
+                lang,
+                "alert_mass_reminder",
+                area=esc(e.area),
+                count=len(e.members),
+                dur=duration(e.duration, lang) if e.duration is not None else "?",
+                at=at,
+            )
+            return Html("\n".join([head, *_members(e, lang, lookup)]))
         case EventKind.REMINDER:
             return t(
                 lang,
@@ -149,9 +159,16 @@ def _markup(items: Sequence[_Item], lang: str) -> InlineKeyboardMarkup | None:
         ont = items[-1].ont
         has_location = ont.get("lat") is not None and ont.get("lon") is not None
         return keyboards.ont_buttons(items[-1].event.ont_id, lang, has_location=has_location)
-    if len(items) == 1 and items[0].event.kind is EventKind.MASS_OUTAGE and items[0].event.area:
+    if len(items) == 1 and _is_area_alarm(items[0].event):
         return keyboards.area_buttons(items[0].event.area, lang)
     return None
+
+
+def _is_area_alarm(event: Event) -> bool:
+    """A mass outage, or its reminder: the area's buttons go with it."""
+    if not event.area or event.ont_id:
+        return False
+    return event.kind in (EventKind.MASS_OUTAGE, EventKind.REMINDER)
 
 
 def _summary(items: Sequence[_Item], lang: str) -> Html:
@@ -199,7 +216,7 @@ def _compact(
     budget = MAX_TEXT - len(parts[0]) - 80  # room for the "… and N more" line
     shown = 0
     for item in items:
-        if item.event.kind in (EventKind.MASS_OUTAGE, EventKind.MASS_OUTAGE_RESOLVED):
+        if _is_area_alarm(item.event) or item.event.kind is EventKind.MASS_OUTAGE_RESOLVED:
             text = "\n" + block(item, lang, tz, lookup) + "\n"
         else:
             text = line(item, lang, tz)

@@ -217,9 +217,12 @@ class Handlers:
         await self._reply(update, t(self._lang(update), "help"))
 
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/status: totals, incidents, worst areas."""
+        """/status: totals, incidents, open mass outages, worst areas."""
         stats = await self.ctx.reads.stats()
-        text = replies.status_text(stats, self._lang(update), self.ctx.tz, self.ctx.clock())
+        outages = list(self.ctx.engine.outages.values())
+        text = replies.status_text(
+            stats, self._lang(update), self.ctx.tz, self.ctx.clock(), outages
+        )
         await self._reply(update, text)
 
     async def offline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -349,13 +352,28 @@ class Handlers:
         await self._reply(update, text)
 
     async def ack(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/ack ID: acknowledge the ONT's incident."""
+        """/ack ID|AREA: acknowledge the ONT's incident, or the area's mass outage."""
         lang = self._lang(update)
-        ont_id = _arg(context)
-        if not ont_id:
+        name = _arg(context)
+        if not name:
             await self._reply(update, t(lang, "usage_ack"))
             return
-        await self._reply(update, await self._do_ack(ont_id, _who(update), lang))
+        area = None if name in self.ctx.engine.onts else self._find_area(name)
+        if area is not None:
+            await self._reply(update, await self._do_ack_area(area, _who(update), lang))
+            return
+        await self._reply(update, await self._do_ack(name, _who(update), lang))
+
+    async def _do_ack_area(self, area: str, by: str, lang: str) -> str:
+        try:
+            outage, reason = await self.ctx.engine.ack_area(area, by)
+        except StoreUnavailable as exc:
+            return t(lang, "error", detail=str(exc))
+        if outage is None:
+            return t(lang, "ack_area_none", area=area)
+        if reason == "acknowledged":
+            return t(lang, "ack_area_done", area=area)
+        return t(lang, "ack_area_already", area=area, by=outage.acked_by or "?")
 
     async def _do_ack(self, ont_id: str, by: str, lang: str) -> str:
         try:
@@ -522,7 +540,7 @@ class Handlers:
         await self._reply(update, text)
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Inline buttons: ack, mute 1h, map, location, and /offline pages."""
+        """Inline buttons: ack, mute 1h, map, location (of an ONT or an area), /offline pages."""
         query = update.callback_query
         assert query is not None
         lang = self._lang(update)
@@ -534,13 +552,15 @@ class Handlers:
         if cb.verb == keyboards.OFFLINE_PAGE:
             await self._page(update, cb.key, lang)
             return
-        if cb.verb in (keyboards.MUTE_AREA, keyboards.MAP_AREA):
+        if cb.verb in (keyboards.ACK_AREA, keyboards.MUTE_AREA, keyboards.MAP_AREA):
             area = cb.resolve(self._areas())
             if area is None:
                 await query.answer(t(lang, "button_gone"))
                 return
             await query.answer()
-            if cb.verb == keyboards.MUTE_AREA:
+            if cb.verb == keyboards.ACK_AREA:
+                await self._reply(update, await self._do_ack_area(area, _who(update), lang))
+            elif cb.verb == keyboards.MUTE_AREA:
                 await self._reply(
                     update, await self._do_mute(f"area:{area}", MUTE_BUTTON, _who(update), lang)
                 )

@@ -19,10 +19,11 @@ ACK = "a"
 MUTE = "m"
 MAP = "p"
 LOCATION = "l"
+ACK_AREA = "aa"
 MUTE_AREA = "ma"
 MAP_AREA = "pa"
 OFFLINE_PAGE = "o"
-VERBS = frozenset({ACK, MUTE, MAP, LOCATION, MUTE_AREA, MAP_AREA, OFFLINE_PAGE})
+VERBS = frozenset({ACK, MUTE, MAP, LOCATION, ACK_AREA, MUTE_AREA, MAP_AREA, OFFLINE_PAGE})
 
 
 def short_key(name: str) -> str:
@@ -79,13 +80,14 @@ def ont_buttons(ont_id: str, lang: str, *, has_location: bool = True) -> InlineK
 
 
 def area_buttons(area: str, lang: str) -> InlineKeyboardMarkup:
-    """Mute 1h and Map for a whole area (mass outages)."""
+    """Ack, Mute 1h and Map for a whole area (mass outages)."""
     return InlineKeyboardMarkup(
         [
             [
+                InlineKeyboardButton(t(lang, "btn_ack"), callback_data=encode(ACK_AREA, area)),
                 InlineKeyboardButton(t(lang, "btn_mute"), callback_data=encode(MUTE_AREA, area)),
-                InlineKeyboardButton(t(lang, "btn_map"), callback_data=encode(MAP_AREA, area)),
-            ]
+            ],
+            [InlineKeyboardButton(t(lang, "btn_map"), callback_data=encode(MAP_AREA, area))],
         ]
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.texts import Html, distance, duration, esc, href, navigation_url, t, when
 from monitor.model import Ont, OntState, Severity, Status
+from monitor.outages import MassOutage
 from monitor.ports import HistoryRow, Mute
 
 PAGE_SIZE = 10
@@ -48,8 +49,14 @@ def area_name(area: str, lang: str) -> Html:
     return esc(area) if area else t(lang, "no_area")
 
 
-def status_text(stats: dict[str, Any], lang: str, tz: tzinfo, now: datetime) -> str:
-    """/status: totals, incidents by severity and the worst areas."""
+def status_text(
+    stats: dict[str, Any],
+    lang: str,
+    tz: tzinfo,
+    now: datetime,
+    outages: Sequence[MassOutage] = (),
+) -> str:
+    """/status: totals, incidents by severity, open mass outages and the worst areas."""
     sev = stats.get("by_severity", {})
     lines = [
         t(
@@ -65,6 +72,24 @@ def status_text(stats: dict[str, Any], lang: str, tz: tzinfo, now: datetime) -> 
             warning=sev.get("warning", 0),
         )
     ]
+    if outages:
+        lines.append(t(lang, "status_outages"))
+    for outage in sorted(outages, key=lambda o: o.started_at):
+        acked = (
+            t(lang, "status_outage_acked", by=outage.acked_by or "?")
+            if outage.acked_at is not None
+            else t(lang, "status_outage_unacked")
+        )
+        lines.append(
+            t(
+                lang,
+                "status_outage",
+                area=outage.area,
+                count=len(outage.members),
+                since=when(outage.started_at, tz),
+                acked=acked,
+            )
+        )
     areas = [(a, v) for a, v in stats.get("by_area", {}).items() if v["offline"] or v["critical"]]
     areas.sort(key=lambda av: (-av[1]["offline"] / max(1, av[1]["total"]), -av[1]["offline"]))
     if areas:

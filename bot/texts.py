@@ -47,7 +47,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "/map [offline|AREA|ID] — peta\n"
         "/ont ID — detail, riwayat dan lokasi ONT\n"
         "/history [ID] — riwayat terbaru\n"
-        "/ack ID — akui insiden (hentikan pengingat)\n"
+        "/ack ID|AREA — akui insiden atau gangguan massal area (hentikan pengingat)\n"
         "/mute ID|AREA 1h|30m|2d — bisukan alarm\n"
         "/unmute [ID|AREA] — cabut bisu (tanpa argumen: daftar)\n"
         "/subscribe AREA [warning|critical] — alarm area ke chat ini\n"
@@ -60,7 +60,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "/map [offline|AREA|ID] — map\n"
         "/ont ID — an ONT's details, history and location\n"
         "/history [ID] — recent history\n"
-        "/ack ID — acknowledge an incident (stops reminders)\n"
+        "/ack ID|AREA — acknowledge an incident or an area's mass outage (stops reminders)\n"
         "/mute ID|AREA 1h|30m|2d — silence alerts\n"
         "/unmute [ID|AREA] — lift a silence (no argument: list)\n"
         "/subscribe AREA [warning|critical] — an area's alerts in this chat\n"
@@ -79,6 +79,13 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "Incidents: 🔴 critical {critical} · ⚠️ warning {warning}",
     },
     "status_areas": {"id": "\n<b>Area terburuk</b>", "en": "\n<b>Worst areas</b>"},
+    "status_outages": {"id": "\n🚨 <b>Gangguan massal</b>", "en": "\n🚨 <b>Mass outages</b>"},
+    "status_outage": {
+        "id": "• {area}: {count} ONT sejak {since}{acked}",
+        "en": "• {area}: {count} ONTs since {since}{acked}",
+    },
+    "status_outage_acked": {"id": " · diakui oleh {by}", "en": " · acknowledged by {by}"},
+    "status_outage_unacked": {"id": " · belum diakui", "en": " · not acknowledged"},
     "status_area": {
         "id": "• {area}: {offline}/{total} offline, {critical} kritis",
         "en": "• {area}: {offline}/{total} offline, {critical} critical",
@@ -106,7 +113,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "❓ Unknown area <code>{area}</code>.\nAreas: {areas}",
     },
     "usage_ont": {"id": "Pemakaian: /ont ID", "en": "Usage: /ont ID"},
-    "usage_ack": {"id": "Pemakaian: /ack ID", "en": "Usage: /ack ID"},
+    "usage_ack": {"id": "Pemakaian: /ack ID|AREA", "en": "Usage: /ack ID|AREA"},
     "usage_mute": {
         "id": "Pemakaian: /mute ID|AREA DURASI — durasi seperti 30m, 1h, 2d (maks. 30d).",
         "en": "Usage: /mute ID|AREA DURATION — a duration such as 30m, 1h, 2d (at most 30d).",
@@ -157,6 +164,18 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "ack_already": {
         "id": "ℹ️ Insiden {name} (id {id}) sudah diakui oleh {by}.",
         "en": "ℹ️ The incident of {name} (id {id}) was already acknowledged by {by}.",
+    },
+    "ack_area_done": {
+        "id": "✅ Gangguan massal di {area} diakui: pengingat dihentikan.",
+        "en": "✅ Mass outage in {area} acknowledged: reminders stopped.",
+    },
+    "ack_area_none": {
+        "id": "ℹ️ Tidak ada gangguan massal terbuka di {area}.",
+        "en": "ℹ️ No open mass outage in {area}.",
+    },
+    "ack_area_already": {
+        "id": "ℹ️ Gangguan massal di {area} sudah diakui oleh {by}.",
+        "en": "ℹ️ The mass outage in {area} was already acknowledged by {by}.",
     },
     "muted": {
         "id": "🔕 {what} dibisukan sampai {until} ({dur}).",
@@ -266,6 +285,12 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "id": "🚨 <b>GANGGUAN MASSAL</b> · {area}\n{count} ONT mati · {reason} · {at}",
         "en": "🚨 <b>MASS OUTAGE</b> · {area}\n{count} ONTs down · {reason} · {at}",
     },
+    "alert_mass_reminder": {
+        "id": "🔁 <b>Pengingat GANGGUAN MASSAL</b> · {area}\n{count} ONT masih mati, sudah {dur}, "
+        "belum diakui · {at}",
+        "en": "🔁 <b>Reminder: MASS OUTAGE</b> · {area}\n{count} ONTs still down after {dur}, "
+        "not acknowledged · {at}",
+    },
     "alert_mass_resolved": {
         "id": "✅ <b>GANGGUAN MASSAL PULIH</b> · {area}\n{count} ONT kembali setelah {dur} · {at}",
         "en": "✅ <b>MASS OUTAGE RESOLVED</b> · {area}\n{count} ONTs back after {dur} · {at}",
@@ -308,7 +333,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "cmd_map": {"id": "Peta [offline|AREA|ID]", "en": "Map [offline|AREA|ID]"},
     "cmd_ont": {"id": "Detail ONT: /ont ID", "en": "ONT details: /ont ID"},
     "cmd_history": {"id": "Riwayat [ID]", "en": "History [ID]"},
-    "cmd_ack": {"id": "Akui insiden: /ack ID", "en": "Acknowledge: /ack ID"},
+    "cmd_ack": {"id": "Akui insiden: /ack ID|AREA", "en": "Acknowledge: /ack ID|AREA"},
     "cmd_mute": {"id": "Bisukan: /mute ID|AREA 1h", "en": "Mute: /mute ID|AREA 1h"},
     "cmd_unmute": {"id": "Cabut bisu / daftar bisu", "en": "Unmute / list mutes"},
     "cmd_subscribe": {"id": "Langganan alarm area", "en": "Subscribe to an area"},

@@ -260,11 +260,14 @@ class Engine:
 
     def is_muted(self, ont: Ont, now: datetime) -> bool:
         """Whether the ONT or its area is silenced at now."""
-        for target in (f"ont:{ont.id}", f"area:{ont.area}"):
-            mute = self.mutes.get(target)
-            if mute is not None and mute.until > now:
-                return True
-        return False
+        return self._silenced(f"ont:{ont.id}", now) or self._area_muted(ont.area, now)
+
+    def _area_muted(self, area: str, now: datetime) -> bool:
+        return self._silenced(f"area:{area}", now)
+
+    def _silenced(self, target: str, now: datetime) -> bool:
+        mute = self.mutes.get(target)
+        return mute is not None and mute.until > now
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -330,6 +333,20 @@ class Engine:
 
         return await self._submit(apply)
 
+    async def ack_area(self, area: str, by: str) -> tuple[MassOutage | None, str]:
+        """Acknowledge the area's open mass outage; the reason tells what happened."""
+
+        def apply(tx: _Txn) -> tuple[MassOutage | None, str]:
+            outage = self.outages.get(area)
+            if outage is None:
+                return None, "no open mass outage"
+            new, reason = outages.acknowledge(outage, by, tx.now)
+            if new is not outage:
+                tx.put_outage(area, new)
+            return new, reason
+
+        return await self._submit(apply)
+
     async def mute(self, target: str, until: datetime, by: str) -> Mute:
         """Silence an ONT ("ont:<id>") or an area ("area:<name>") until a time."""
 
@@ -372,7 +389,11 @@ class Engine:
                     tx.put_state(decision.state)
                 for event in decision.events:
                     tx.emit(event)
+            # Every open area incident is due a look (recovery, reminder); done here rather
+            # than at the end of the batch so that the events returned include the areas'.
             tx.areas.update(self.outages)
+            self._assess_outages(tx)
+            tx.areas.clear()
             tx.undo_dirty = set(self.dirty)
             for ont_id in self.dirty:
                 if ont_id in self.states and ont_id not in tx.batch.states:
@@ -431,6 +452,8 @@ class Engine:
             if verdict.outage != active:
                 tx.put_outage(area, verdict.outage)
             for event in verdict.events:
+                if event.kind is EventKind.REMINDER and self._area_muted(area, tx.now):
+                    event = replace(event, notify=False)
                 tx.emit(event)
             if verdict.outage is not None or verdict.events:
                 tx.fold(verdict.fold, verdict.joined)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from monitor.model import (
@@ -15,6 +15,7 @@ from monitor.model import (
     Thresholds,
     id_sort_key,
 )
+from monitor.rules import human_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,9 @@ class MassOutage:
     area: str
     started_at: datetime
     members: frozenset[str]
+    last_notified_at: datetime | None = None
+    acked_at: datetime | None = None
+    acked_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,12 @@ def assess_area(
     members = active.members | joiners
     still_down = frozenset(i for i in members if i in down)
     if qualifies(len(still_down), area_size, th):
-        outage = MassOutage(active.area, active.started_at, members)
-        return AreaDecision(outage, joined=joiners, reason=f"{len(still_down)} still down")
+        outage = replace(active, members=members)
+        reminder = due_area_reminder(outage, still_down, area_size, now, th)
+        if reminder is None:
+            return AreaDecision(outage, joined=joiners, reason=f"{len(still_down)} still down")
+        outage = replace(outage, last_notified_at=now)
+        return AreaDecision(outage, (reminder,), joined=joiners, reason="reminder")
     recovered = sorted(members - still_down, key=id_sort_key)
     reason = f"{len(recovered)} of {len(members)} ONTs back"
     if still_down:
@@ -120,6 +128,39 @@ def assess_area(
         duration=now - active.started_at,
     )
     return AreaDecision(None, (event,), release=still_down, reason=reason)
+
+
+def due_area_reminder(
+    outage: MassOutage,
+    still_down: frozenset[str],
+    area_size: int,
+    now: datetime,
+    th: Thresholds,
+) -> Event | None:
+    """A reminder when the area incident is unacknowledged for a whole repeat interval."""
+    if outage.acked_at is not None:
+        return None
+    if now - (outage.last_notified_at or outage.started_at) < th.reminder_every:
+        return None
+    open_for = now - outage.started_at
+    return Event(
+        kind=EventKind.REMINDER,
+        severity=Severity.CRITICAL,
+        at=now,
+        reason=f"still {len(still_down)} of {area_size} ONTs OFF, unacknowledged for "
+        f"{human_span(open_for)}",
+        area=outage.area,
+        status=Status.OFF,
+        members=tuple(sorted(still_down, key=id_sort_key)),
+        duration=open_for,
+    )
+
+
+def acknowledge(outage: MassOutage, by: str, at: datetime) -> tuple[MassOutage, str]:
+    """Mark the area incident acknowledged (its reminders stop); the reason says what happened."""
+    if outage.acked_at is not None:
+        return outage, f"already acknowledged by {outage.acked_by or 'someone'}"
+    return replace(outage, acked_at=at, acked_by=by), "acknowledged"
 
 
 def _minutes(th: Thresholds) -> str:

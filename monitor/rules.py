@@ -255,7 +255,7 @@ def due_reminder(state: OntState, now: datetime, th: Thresholds) -> Event | None
         severity=inc.severity,
         at=now,
         ont_id=state.ont_id,
-        reason=f"still {inc.severity.value}, unacknowledged for {_fmt_td_human(open_for)}: "
+        reason=f"still {inc.severity.value}, unacknowledged for {human_span(open_for)}: "
         f"{inc.reason}",
         status=state.status,
         rto_count=state.rto_count,
@@ -263,7 +263,8 @@ def due_reminder(state: OntState, now: datetime, th: Thresholds) -> Event | None
     )
 
 
-def _fmt_td_human(td: timedelta) -> str:
+def human_span(td: timedelta) -> str:
+    """A duration as '2 h 5 min' or '7 min', for alert reasons."""
     minutes = int(td.total_seconds()) // 60
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"

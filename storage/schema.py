@@ -100,6 +100,12 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 4: area incidents remind until acknowledged, like an ONT's critical incident
+    """
+    ALTER TABLE mass_outages ADD COLUMN last_notified_at TEXT;
+    ALTER TABLE mass_outages ADD COLUMN acked_at TEXT;
+    ALTER TABLE mass_outages ADD COLUMN acked_by TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -40,10 +40,20 @@ class SqliteStore:
             states = [state_from_row(r) for r in await cur.fetchall()]
         async with conn.execute("SELECT target, until, by FROM mutes") as cur:
             mutes = [Mute(t, parse_ts(u), b) for t, u, b in await cur.fetchall()]  # type: ignore[arg-type]
-        async with conn.execute("SELECT area, started_at, members FROM mass_outages") as cur:
+        async with conn.execute(
+            "SELECT area, started_at, members, last_notified_at, acked_at, acked_by "
+            "FROM mass_outages"
+        ) as cur:
             outages = [
-                MassOutage(a, parse_ts(t), frozenset(json.loads(m)))  # type: ignore[arg-type]
-                for a, t, m in await cur.fetchall()
+                MassOutage(
+                    a,
+                    parse_ts(t),  # type: ignore[arg-type]
+                    frozenset(json.loads(m)),
+                    parse_ts(notified),
+                    parse_ts(acked),
+                    by,
+                )
+                for a, t, m, notified, acked, by in await cur.fetchall()
             ]
         return Snapshot(onts, states, mutes, outages)
 
@@ -129,8 +139,18 @@ class SqliteStore:
             else:
                 out.append(
                     (
-                        "INSERT OR REPLACE INTO mass_outages (area, started_at, members) VALUES (?,?,?)",
-                        [(area, ts(outage.started_at), json.dumps(sorted(outage.members)))],
+                        "INSERT OR REPLACE INTO mass_outages (area, started_at, members,"
+                        " last_notified_at, acked_at, acked_by) VALUES (?,?,?,?,?,?)",
+                        [
+                            (
+                                area,
+                                ts(outage.started_at),
+                                json.dumps(sorted(outage.members)),
+                                ts(outage.last_notified_at),
+                                ts(outage.acked_at),
+                                outage.acked_by,
+                            )
+                        ],
                     )
                 )
         for target, mute in batch.mutes.items():

@@ -73,6 +73,31 @@ def test_mass_outage_lists_first_members_and_counts_the_rest() -> None:
     assert msg.markup is not None  # mute area / map area
 
 
+def test_area_reminder_in_both_languages_with_the_area_buttons() -> None:
+    ev = Event(
+        EventKind.REMINDER,
+        Severity.CRITICAL,
+        AT,
+        "still 3 of 6 ONTs OFF, unacknowledged for 2 h 5 min",
+        area="A&B <x>",
+        status=Status.OFF,
+        members=("1", "2", "3"),
+        duration=timedelta(hours=2, minutes=5),
+    )
+    names = {str(i): Ont(id=str(i), name=f"RT <{i}>", area="A&B <x>") for i in range(1, 4)}
+    (en,) = compose(-100, [row(1, ev, None)], "en", TZ, names.get)
+    (id_,) = compose(-100, [row(1, ev, None)], "id", TZ, names.get)
+    visible, _ = parse_html(en.text)
+    assert (
+        "Reminder: MASS OUTAGE · A&B <x>" in visible and "3 ONTs still down after 2h 5m" in visible
+    )
+    assert "RT <3> (id 3)" in visible
+    assert "Pengingat GANGGUAN MASSAL" in id_.text and "sudah 2 j 5 m" in id_.text
+    assert en.markup is not None
+    data = [b.callback_data for r in en.markup.inline_keyboard for b in r]
+    assert data == ["aa:A&B <x>", "ma:A&B <x>", "pa:A&B <x>"]
+
+
 def test_trim_and_split_respect_the_limit_and_keep_html_valid() -> None:
     text = "<b>x</b> " + "&amp; " * 2000
     cut = trim(text, 100)

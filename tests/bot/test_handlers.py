@@ -8,7 +8,7 @@ import pytest
 
 from bot import keyboards
 from maps.render import MapRenderer
-from monitor.model import Status
+from monitor.model import EventKind, Ont, Status
 from tests.fakes.bot_api import parse_html
 from tests.fakes.tile_server import TileServer
 
@@ -280,3 +280,33 @@ async def test_location_button_sends_pin(start_bot: Start) -> None:
         lambda c: c.method == "answerCallbackQuery" and "no longer" in c.params.get("text", ""),
         timeout=10,
     )
+
+
+async def test_mass_outage_reminds_until_acknowledged_by_button_or_command(
+    start_bot: Start,
+) -> None:
+    six = [
+        Ont(id=str(i), name=f"Gejayan {i}", area="Gejayan", ip=f"127.0.3.{i}") for i in range(1, 7)
+    ] + [Ont(id="7", name="Sagan 7", area="Sagan", ip="127.0.3.7")]
+    h = await start_bot(onts=six)
+    for i in range(1, 4):  # 3 of 6: half the area
+        await h.push(str(i), Status.OFF, 0)
+    alert = await h.fake.wait_for_message(GROUP, "MASS OUTAGE", timeout=10)
+    assert alert.callback_data == ["aa:Gejayan", "ma:Gejayan", "pa:Gejayan"]
+    h.clock.advance(minutes=61)
+    assert [e.kind for e in await h.engine.tick() if not e.ont_id] == [EventKind.REMINDER]
+    reminder = await h.fake.wait_for_message(GROUP, "Reminder: MASS OUTAGE", timeout=10)
+    assert "3 ONTs still down after 1h 1m" in reminder.visible_text
+    assert "Gejayan 1 (id 1)" in reminder.visible_text
+    h.fake.push_callback(GROUP, "aa:Gejayan", reminder.message_id, user_id=USER)
+    await h.fake.wait_for_message(GROUP, "Mass outage in Gejayan acknowledged", timeout=10)
+    assert h.engine.outages["Gejayan"].acked_by == f"Tester {USER} ({USER})"
+    status = (await h.command("/status")).visible_text
+    assert "Mass outages" in status and "Gejayan: 3 ONTs since" in status
+    assert f"acknowledged by Tester {USER}" in status
+    assert "already acknowledged by Tester" in (await h.command("/ack gejayan")).visible_text
+    assert "No open mass outage in Sagan" in (await h.command("/ack sagan")).visible_text
+    h.clock.advance(minutes=61)
+    assert [e for e in await h.engine.tick() if not e.ont_id] == []
+    assert await h.runtime.sink.idle(10)
+    assert sum("Reminder: MASS OUTAGE" in t for t in h.fake.texts_to(GROUP)) == 1

@@ -236,6 +236,51 @@ async def test_open_outage_survives_restart(tmp_path: Path, clock: ManualClock) 
     await db.close()
 
 
+async def test_mass_outage_reminds_until_acknowledged_across_restarts(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "r.db"
+
+    async def area_events(eng: Engine) -> list[tuple[str, bool, int]]:
+        return [(e.kind.value, e.notify, len(e.members)) for e in await eng.tick() if not e.ont_id]
+
+    async def reopen(eng: Engine | None, db: Database | None) -> tuple[Engine, Database]:
+        if eng is not None and db is not None:
+            await eng.stop()
+            await db.close()
+        db = await Database(path).open()
+        eng = Engine(SqliteStore(db), clock=clock)
+        await eng.start()
+        return eng, db
+
+    eng, db = await reopen(None, None)
+    await eng.upsert(sample_onts(40))
+    await eng.ingest_many([Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 13)])
+    clock.advance(minutes=59)
+    assert await area_events(eng) == []
+    clock.advance(minutes=2)
+    assert await area_events(eng) == [("reminder", True, 12)]
+    clock.advance(minutes=30)
+    assert await area_events(eng) == []
+    eng, db = await reopen(eng, db)  # when it last reminded is stored, not only in memory
+    clock.advance(minutes=29)
+    assert await area_events(eng) == []
+    clock.advance(minutes=2)
+    assert await area_events(eng) == [("reminder", True, 12)]
+    await eng.mute("area:Baciro", clock() + timedelta(hours=2), "ani")
+    clock.advance(minutes=61)
+    assert await area_events(eng) == [("reminder", False, 12)]  # recorded, not sent
+    assert (await eng.ack_area("Baciro", "budi"))[1] == "acknowledged"
+    assert (await eng.ack_area("Baciro", "ani"))[1] == "already acknowledged by budi"
+    assert await eng.ack_area("Kota Baru", "ani") == (None, "no open mass outage")
+    eng, db = await reopen(eng, db)
+    assert eng.outages["Baciro"].acked_by == "budi"
+    clock.advance(hours=3)
+    assert await area_events(eng) == []
+    await eng.stop()
+    await db.close()
+
+
 async def test_tick_escalates_reminds_and_expires_mutes(
     engine: Engine, clock: ManualClock, db: Database
 ) -> None:

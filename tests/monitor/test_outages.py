@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from monitor.model import EventKind, Incident, Ont, OntState, Severity, Status, Thresholds
-from monitor.outages import MassOutage, assess_area, is_down, qualifies
+from monitor.outages import MassOutage, acknowledge, assess_area, is_down, qualifies
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 TH = Thresholds()
@@ -40,6 +40,14 @@ class Case:
 
 
 ACTIVE = MassOutage("Baciro", T0 - timedelta(minutes=5), frozenset(str(i) for i in range(1, 13)))
+
+
+def started(minutes: float, **fields: object) -> MassOutage:
+    """ACTIVE, opened minutes ago, with other fields replaced."""
+    return replace(ACTIVE, started_at=T0 - timedelta(minutes=minutes), **fields)  # type: ignore[arg-type]
+
+
+TWELVE_LONG_DOWN = area(40, dict.fromkeys(range(1, 13), 180))
 CASES = [
     Case("four_of_forty_is_not", area(40, dict.fromkeys(range(1, 5), 0.5)), None, (), False),
     Case(
@@ -93,6 +101,48 @@ CASES = [
         False,
         0,
     ),
+    # Reminders: the area incident is critical, so it reminds like one until acknowledged.
+    Case("no_reminder_at_59_min", TWELVE_LONG_DOWN, started(59), (), True, 12),
+    Case(
+        "reminder_at_61_min_unacknowledged",
+        TWELVE_LONG_DOWN,
+        started(61),
+        (EventKind.REMINDER,),
+        True,
+        12,
+    ),
+    Case(
+        "acknowledged_never_reminds",
+        TWELVE_LONG_DOWN,
+        started(150, acked_at=T0 - timedelta(minutes=100), acked_by="budi"),
+        (),
+        True,
+        12,
+    ),
+    Case(
+        "reminded_30_min_ago_waits",
+        TWELVE_LONG_DOWN,
+        started(150, last_notified_at=T0 - timedelta(minutes=30)),
+        (),
+        True,
+        12,
+    ),
+    Case(
+        "reminds_again_an_interval_after_the_last",
+        TWELVE_LONG_DOWN,
+        started(150, last_notified_at=T0 - timedelta(minutes=60)),
+        (EventKind.REMINDER,),
+        True,
+        12,
+    ),
+    Case(
+        "recovery_beats_a_due_reminder",
+        area(40, {}),
+        started(61),
+        (EventKind.MASS_OUTAGE_RESOLVED,),
+        False,
+        0,
+    ),
 ]
 
 
@@ -123,6 +173,38 @@ def test_resolution_counts_and_duration() -> None:
     assert event.duration == timedelta(minutes=5)
     assert len(event.members) == 10 and "10 of 12 ONTs back, 2 still OFF" in event.reason
     assert verdict.release == {"1", "2"}
+
+
+def test_area_reminder_says_what_is_still_down_and_is_remembered() -> None:
+    items = area(40, dict.fromkeys(range(1, 11), 180))  # 10 of the 12 members still down
+    verdict = assess(items, started(125))
+    (event,) = verdict.events
+    assert event.kind is EventKind.REMINDER and event.severity is Severity.CRITICAL
+    assert (event.area, event.ont_id) == ("Baciro", "")
+    assert event.members == tuple(str(i) for i in range(1, 11))
+    assert event.duration == timedelta(minutes=125)
+    assert event.reason == "still 10 of 40 ONTs OFF, unacknowledged for 2 h 5 min"
+    assert verdict.outage is not None and verdict.outage.last_notified_at == T0
+    assert verdict.fold == verdict.outage.members  # members still speak through the area
+
+
+@pytest.mark.parametrize(
+    ("outage", "reason", "by"),
+    [
+        pytest.param(ACTIVE, "acknowledged", "budi", id="open"),
+        pytest.param(
+            replace(ACTIVE, acked_at=T0, acked_by="ani"),
+            "already acknowledged by ani",
+            "ani",
+            id="already_acknowledged",
+        ),
+    ],
+)
+def test_acknowledge(outage: MassOutage, reason: str, by: str) -> None:
+    new, why = acknowledge(outage, "budi", T0 + timedelta(minutes=1))
+    assert why == reason
+    assert new.acked_by == by and new.acked_at is not None
+    assert new.members == outage.members and new.started_at == outage.started_at
 
 
 def test_lost_probes_count_before_the_off() -> None:

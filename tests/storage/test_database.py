@@ -13,6 +13,7 @@ from storage import backup
 from storage.database import Database
 from storage.queries import Queries
 from storage.schema import MIGRATIONS
+from storage.store import SqliteStore
 from tests.conftest import ManualClock, sample_onts
 
 
@@ -25,6 +26,27 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+async def test_an_open_outage_of_schema_3_is_upgraded_and_loaded(tmp_path: Path) -> None:
+    """A database of the release before area reminders keeps its open outage through the upgrade."""
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:3], start=1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    conn.execute(
+        "INSERT INTO mass_outages (area, started_at, members) VALUES (?, ?, ?)",
+        ("Baciro", "2026-11-27T01:00:00.000000+00:00", '["1", "2", "3"]'),
+    )
+    conn.commit()
+    conn.close()
+    db = await Database(path).open()
+    try:
+        (outage,) = (await SqliteStore(db).load()).outages
+        assert (outage.area, sorted(outage.members)) == ("Baciro", ["1", "2", "3"])
+        assert (outage.last_notified_at, outage.acked_at, outage.acked_by) == (None, None, "")
+    finally:
+        await db.close()
 
 
 async def test_backup_is_consistent_and_rotated(
