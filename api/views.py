@@ -39,18 +39,7 @@ def state_json(state: OntState) -> dict[str, Any]:
 
 def ont_json(ont: Ont, state: OntState) -> dict[str, Any]:
     """An ONT with its state."""
-    return {
-        "id": ont.id,
-        "name": ont.name,
-        "customer_id": ont.customer_id,
-        "location": ont.location,
-        "lat": ont.lat,
-        "lon": ont.lon,
-        "ip": ont.ip,
-        "ip_valid": ont.ip_valid,
-        "area": ont.area,
-        **state_json(state),
-    }
+    return {**ont.record(), "ip_valid": ont.ip_valid, **state_json(state)}
 
 
 def notification_json(n: Notification) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -101,6 +102,19 @@ class Ont:
     def label(self) -> str:
         """Short human label: name, else id."""
         return self.name or self.id
+
+    def record(self) -> dict[str, Any]:
+        """The inventory fields as plain values: the ONT's JSON shape in the API and in events."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "customer_id": self.customer_id,
+            "location": self.location,
+            "lat": self.lat,
+            "lon": self.lon,
+            "ip": self.ip,
+            "area": self.area,
+        }
 
 
 @dataclass(frozen=True, slots=True)

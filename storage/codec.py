@@ -138,16 +138,7 @@ def event_payload(event: Event, ont: Ont | None) -> dict[str, Any]:
         "notify": event.notify,
     }
     if ont is not None:
-        payload["ont"] = {
-            "id": ont.id,
-            "name": ont.name,
-            "customer_id": ont.customer_id,
-            "location": ont.location,
-            "lat": ont.lat,
-            "lon": ont.lon,
-            "ip": ont.ip,
-            "area": ont.area,
-        }
+        payload["ont"] = ont.record()
     return payload
 
 
