@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from monitor import outages, rules
+from monitor.feed import Commit, Feed, Notice
 from monitor.model import (
     Decision,
     Event,
@@ -23,6 +24,7 @@ from monitor.model import (
     Source,
     Status,
     Thresholds,
+    id_sort_key,
 )
 from monitor.outages import MassOutage
 from monitor.ports import (
@@ -73,6 +75,7 @@ class _Txn:
     undo_dirty: set[str] | None = None
     events: list[tuple[Event, Ont | None]] = field(default_factory=list)
     areas: set[str] = field(default_factory=set)  # areas where an ONT went down, up or ON/OFF
+    changed: set[str] = field(default_factory=set)  # ONTs whose inventory or state changed
 
     def put_ont(self, ont: Ont) -> None:
         e = self.engine
@@ -87,6 +90,7 @@ class _Txn:
         e.onts[ont.id] = ont
         self.batch.onts[ont.id] = ont
         self.batch.deleted.discard(ont.id)
+        self.changed.add(ont.id)
 
     def delete_ont(self, ont_id: str) -> None:
         e = self.engine
@@ -101,6 +105,7 @@ class _Txn:
         self.batch.onts.pop(ont_id, None)
         self.batch.states.pop(ont_id, None)
         self.batch.deleted.add(ont_id)
+        self.changed.discard(ont_id)
 
     def put_state(self, state: OntState) -> None:
         e = self.engine
@@ -108,6 +113,7 @@ class _Txn:
         self.undo_states.setdefault(state.ont_id, old)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
+        self.changed.add(state.ont_id)
         ont = e.onts.get(state.ont_id)
         if ont is None:
             return
@@ -198,13 +204,16 @@ class Engine:
         thresholds: Thresholds | None = None,
         router: Router | None = None,
         sinks: Sequence[AlertSink] = (),
+        feed: Feed | None = None,
         max_batch: int = 20_000,
     ) -> None:
         self.store = store
         self.clock = clock
         self.thresholds = thresholds or Thresholds()
         self.router: Router = router or StaticRouter(())
-        self.sinks = list(sinks)
+        self.feed = feed or Feed()  # every durable commit is told here, after it is stored
+        for sink in sinks:
+            self.add_sink(sink)
         self.max_batch = max_batch
         self.onts: dict[str, Ont] = {}
         self.states: dict[str, OntState] = {}
@@ -242,6 +251,15 @@ class Engine:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
+
+    def add_sink(self, sink: AlertSink) -> None:
+        """Tell sink the events of every commit that stored any."""
+
+        def tell(item: object) -> None:
+            if isinstance(item, Commit) and item.notices:
+                sink.committed(item.events)
+
+        self.feed.subscribe(tell)
 
     def writer_alive(self) -> bool:
         """Whether the writer task runs (for health checks)."""
@@ -547,9 +565,10 @@ class Engine:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 return
+        notice_ids: Sequence[int] = ()
         if tx.batch:
             try:
-                await self.store.commit(tx.batch)
+                notice_ids = await self.store.commit(tx.batch)
             except Exception as exc:
                 tx.rollback()
                 log.error("commit of %d jobs failed: %s", len(jobs), exc)
@@ -566,12 +585,27 @@ class Engine:
                 job.future.set_exception(exc)
             else:
                 job.future.set_result(value)
-        if tx.events:
-            for sink in self.sinks:
-                try:
-                    sink.committed(tx.events)
-                except Exception:
-                    log.exception("alert sink %r failed", sink)
+        if tx.batch:
+            self.feed.publish(self._commit_item(tx, notice_ids))
+
+    def _commit_item(self, tx: _Txn, notice_ids: Sequence[int]) -> Commit:
+        changed = tuple(
+            (self.onts[i], self.states[i])
+            for i in sorted(tx.changed, key=id_sort_key)
+            if i in self.onts and i in self.states
+        )
+        notices = tuple(
+            Notice(nid, event, ont)
+            for nid, (event, ont, _) in zip(notice_ids, tx.batch.alerts, strict=True)
+        )
+        return Commit(
+            seq=self.feed.next_seq(),
+            at=tx.now,
+            changed=changed,
+            deleted=tuple(sorted(tx.batch.deleted, key=id_sort_key)),
+            notices=notices,
+            areas=tuple(sorted(tx.batch.outages)),
+        )
 
 
 def _index_areas(onts: dict[str, Ont]) -> dict[str, set[str]]:

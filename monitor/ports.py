@@ -128,8 +128,11 @@ class Store(Protocol):
         """Inventory, live states, mutes and open mass outages, at start-up."""
         ...
 
-    async def commit(self, batch: Batch) -> None:
-        """Write the batch in one transaction; raise if it could not be made durable."""
+    async def commit(self, batch: Batch) -> Sequence[int]:
+        """Write the batch in one transaction; raise if it could not be made durable.
+
+        Returns the ids given to the batch's notifications, in the order of batch.alerts.
+        """
         ...
 
 

@@ -57,10 +57,10 @@ class SqliteStore:
             ]
         return Snapshot(onts, states, mutes, outages)
 
-    async def commit(self, batch: Batch) -> None:
-        """Write everything in the batch in one transaction."""
+    async def commit(self, batch: Batch) -> list[int]:
+        """Write everything in the batch in one transaction; the notifications' new ids."""
         statements = self._statements(batch, datetime.now(UTC))
-        await self.db.run_in_writer(_run_transaction, statements)
+        return await self.db.run_in_writer(_run_transaction, statements)
 
     def _statements(self, batch: Batch, now: datetime) -> list[tuple[str, list[tuple[Any, ...]]]]:
         out: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -172,8 +172,9 @@ _OUTBOX = "outbox"
 
 def _run_transaction(
     conn: sqlite3.Connection, statements: list[tuple[str, list[tuple[Any, ...]]]]
-) -> None:
+) -> list[int]:
     conn.execute("BEGIN IMMEDIATE")
+    notification_ids: list[int] = []
     try:
         outbox_ids: list[int] = []
         for sql, rows in statements:
@@ -185,6 +186,7 @@ def _run_transaction(
                     " message, payload, notify) VALUES (?,?,?,?,?,?,?,?,?)",
                     numbered,
                 )
+                notification_ids = [row[0] for row in numbered]
                 outbox_ids = [last + i for i, r in enumerate(rows, start=1) for _ in range(r[-1])]
             elif sql is _OUTBOX:
                 conn.executemany(
@@ -197,3 +199,4 @@ def _run_transaction(
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    return notification_ids

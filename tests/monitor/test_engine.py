@@ -99,10 +99,10 @@ class FailingStore(SqliteStore):
 
     failing = False
 
-    async def commit(self, batch: Batch) -> None:
+    async def commit(self, batch: Batch) -> list[int]:
         if self.failing:
             raise OSError(28, "No space left on device")
-        await super().commit(batch)
+        return await super().commit(batch)
 
 
 async def test_failed_commit_changes_nothing(db: Database, clock: ManualClock) -> None:
