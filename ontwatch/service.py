@@ -215,7 +215,11 @@ class Service:
             health=self.health,
             metrics=self.metrics,
         )
-        self.runner = web.AppRunner(create_app(deps), access_log=None)
+        app = create_app(deps)
+        # web pages (web/app.py) are added here
+        # the live event stream (web/events.py) is added here
+        # access control and security headers (web/auth.py) are added here
+        self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, s.http_host, s.http_port, reuse_address=True)
         await site.start()

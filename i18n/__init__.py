@@ -1,0 +1,1 @@
+"""Texts shared by the bot and the pages, in Indonesian and English: reasons, durations, states."""
