@@ -16,7 +16,7 @@ from tests.process import ROOT, ServiceProcess, free_port, service_env
 
 GROUP = -100777
 TOKEN = "123456:TEST-TOKEN-abcdef"
-HOTSPOT = ROOT.parent / "shared" / "fixtures" / "hotspot_onts.json"
+HOTSPOT = ROOT / "tests" / "data" / "hotspot_onts.json"  # the tests' own copy
 
 FIGURES: list[str] = []
 _printed: list[bool] = []

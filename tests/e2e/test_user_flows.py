@@ -66,7 +66,7 @@ def running(tmp_path: Path, fake_bot: FakeBotProcess, tile_url: str) -> Iterator
     svc = ServiceProcess(env, log=log)
     try:
         wait_until(fake_bot.connected, 20, "bot connected")
-        done = cli("import", str(HOTSPOT), env=env)  # read from ../shared, never copied
+        done = cli("import", str(HOTSPOT), env=env)
         assert done.returncode == 0, done.stderr
         assert "417 imported" in done.stdout and "0 refused" in done.stdout
         yield Running(svc, fake_bot, env, log)
