@@ -6,7 +6,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 
 class Status(enum.StrEnum):
@@ -56,6 +56,98 @@ class EventKind(enum.StrEnum):
     MASS_OUTAGE_RESOLVED = "mass_outage_resolved"
     MONITOR_OFFLINE = "monitor_offline"
     MONITOR_ONLINE = "monitor_online"
+
+
+class ReasonCode(enum.StrEnum):
+    """Why the rules decided what they did; texts are rendered from the code by i18n/."""
+
+    WENT_OFF = "went_off"
+    RTO_AT_THRESHOLD = "rto_at_threshold"  # rto, threshold
+    RTO_ABOVE_ZERO = "rto_above_zero"  # rto
+    OFF_LONGER_THAN = "off_longer_than"  # seconds
+    MASS_OUTAGE_MEMBER = "mass_outage_member"  # area
+    RECOVERED = "recovered"  # ON with rto 0
+    NO_PROBLEM = "no_problem"  # no status known and no incident
+    UNCHANGED = "unchanged"  # a repeat: nothing changed
+    INVALID_IP = "invalid_ip"  # ip ("" when empty)
+    FLAPPING = "flapping"  # transitions, window_s
+    FLAPPING_ENDED = "flapping_ended"  # window_s, status
+    REMINDER = "reminder"  # severity, open_s, cause (a Reason)
+    MUTE_ENDED = "mute_ended"  # severity, cause (a Reason)
+    MASS_OUTAGE = "mass_outage"  # count, size, window_s
+    MASS_OUTAGE_ENDED = "mass_outage_ended"  # back, members, still_off
+    AREA_REMINDER = "area_reminder"  # down, size, open_s
+    AREA_STILL_DOWN = "area_still_down"  # down
+    BELOW_THRESHOLD = "below_threshold"  # count
+    NO_AREA = "no_area"
+    NOTHING_DUE = "nothing_due"
+    SEVERAL = "several"  # parts (a tuple of Reasons)
+    MONITOR_BLIND = "monitor_blind"  # silent, targets
+    MONITOR_SEES = "monitor_sees"  # replied, targets
+    LEGACY = "legacy"  # text: an English reason stored before reasons were codes
+
+
+ParamValue: TypeAlias = "str | int | float | bool | Reason | tuple[Reason, ...] | None"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A reason code with its parameters as (name, value) pairs; plain data, no text."""
+
+    code: ReasonCode
+    params: tuple[tuple[str, ParamValue], ...] = ()
+
+    @classmethod
+    def of(cls, code: ReasonCode, **params: ParamValue) -> Reason:
+        """Reason.of(ReasonCode.RTO_AT_THRESHOLD, rto=3, threshold=3)."""
+        return cls(code, tuple(params.items()))
+
+    @classmethod
+    def legacy(cls, text: str) -> Reason:
+        """An old free-text reason, kept as it was written."""
+        return cls(ReasonCode.LEGACY, (("text", text),))
+
+    def param(self, name: str, default: ParamValue = None) -> ParamValue:
+        """The value of one parameter."""
+        return dict(self.params).get(name, default)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able form: {"code": ..., "params": {...}} (nested reasons likewise)."""
+        return {"code": self.code.value, "params": {k: _param_record(v) for k, v in self.params}}
+
+    @classmethod
+    def from_record(cls, value: object) -> Reason:
+        """Back from record(); a plain string (stored before codes) becomes a legacy reason."""
+        if isinstance(value, Reason):
+            return value
+        if isinstance(value, str) or value is None:
+            return cls.legacy(value or "")
+        if not isinstance(value, dict):
+            return cls.legacy(str(value))
+        try:
+            code = ReasonCode(value.get("code"))
+        except ValueError:
+            return cls.legacy(str(value.get("code", "")))
+        params = value.get("params") or {}
+        if not isinstance(params, dict):
+            params = {}
+        return cls(code, tuple((str(k), _param_from_record(v)) for k, v in params.items()))
+
+
+def _param_record(value: ParamValue) -> Any:
+    if isinstance(value, Reason):
+        return value.record()
+    if isinstance(value, tuple):
+        return [v.record() for v in value]
+    return value
+
+
+def _param_from_record(value: Any) -> ParamValue:
+    if isinstance(value, dict) and "code" in value:
+        return Reason.from_record(value)
+    if isinstance(value, list):
+        return tuple(Reason.from_record(v) for v in value)
+    return value  # type: ignore[no-any-return]
 
 
 def id_sort_key(ont_id: str) -> tuple[int, int | str]:
@@ -152,7 +244,7 @@ class Incident:
 
     severity: Severity
     opened_at: datetime
-    reason: str
+    reason: Reason
     escalated_at: datetime | None = None
     acked_at: datetime | None = None
     acked_by: str = ""
@@ -191,7 +283,7 @@ class Event:
     kind: EventKind
     severity: Severity
     at: datetime
-    reason: str
+    reason: Reason
     ont_id: str = ""
     area: str = ""
     status: Status | None = None
@@ -212,7 +304,7 @@ class Decision:
 
     state: OntState
     events: tuple[Event, ...] = ()
-    reason: str = ""
+    reason: Reason = Reason(ReasonCode.UNCHANGED)
     changed: bool = True
 
 
