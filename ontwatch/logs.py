@@ -1,12 +1,36 @@
-"""Logging: one line per event, plain or JSON, with secrets redacted."""
+"""Logging: one line per event, plain or JSON, with secrets redacted and user text escaped."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a
+# terminal or a log reader could take as a new line or a command (ESC sequences).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+DEDUP_WINDOW = 60.0  # seconds during which an identical warning/error is counted, not logged
+DEDUP_KEYS = 1024
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes, so user text can never start a log line."""
+    return _CONTROLS.sub(_escape_one, text)
 
 
 class RedactFilter(logging.Filter):
@@ -32,8 +56,66 @@ class RedactFilter(logging.Filter):
         return True
 
 
+class DedupFilter(logging.Filter):
+    """Repeated identical warnings and errors: the first is logged, the rest are counted.
+
+    Identical means same logger, level and rendered message (and exception type). The next
+    occurrence after `window` seconds is logged with how many were folded before it, so a
+    flood (e.g. accept() failing thousands of times a second) costs one line a minute.
+    """
+
+    def __init__(self, window: float = DEDUP_WINDOW, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self._seen: OrderedDict[tuple[object, ...], tuple[float, int]] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat inside the window; the first after it carries the count."""
+        if record.levelno < logging.WARNING:
+            return True
+        exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        key = (record.name, record.levelno, record.getMessage(), exc)
+        now = self.clock()
+        first, folded = self._seen.get(key, (None, 0))
+        if first is not None and now - first < self.window:
+            self._seen[key] = (first, folded + 1)
+            return False
+        self._seen[key] = (now, 0)
+        self._seen.move_to_end(key)
+        while len(self._seen) > DEDUP_KEYS:
+            self._seen.popitem(last=False)
+        if folded:
+            record.msg = f"{record.getMessage()} (and {folded} more like it before this)"
+            record.args = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, with control characters escaped and tracebacks indented."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line for the message; traceback lines (if any) indented under it."""
+        saved = record.msg, record.args, record.exc_text
+        record.msg, record.args = escape_controls(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            lines = record.exc_text.split("\n")
+            record.exc_text = "\n".join("    " + escape_controls(line) for line in lines)
+        try:
+            return super().format(record)
+        finally:
+            record.msg, record.args, record.exc_text = saved
+
+
+def text_formatter() -> TextFormatter:
+    """The service's plain-text formatter."""
+    return TextFormatter(TEXT_FORMAT)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line (json escapes control characters itself)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line."""
@@ -53,11 +135,9 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, *, json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
     """Configure the root logger for the service."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(DedupFilter())
     handler.addFilter(RedactFilter(secrets))
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_lines else text_formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
