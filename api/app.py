@@ -25,7 +25,7 @@ from api.views import decision_json, history_json, notification_json, ont_json
 from maps.render import MapRenderer
 from maps.view import parse_query
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
-from monitor.model import Observation, Source, Status
+from monitor.model import EventKind, Observation, Severity, Source, Status
 from monitor.ports import ReadModel
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,15 @@ def _query_bool(request: web.Request, name: str) -> bool:
     if raw in {"1", "true", "yes"}:
         return True
     raise ApiError(400, f"invalid {name}", f"{name} must be 1 or 0")
+
+
+def _query_choice(request: web.Request, name: str, choices: list[str]) -> str | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if raw.lower() not in choices:
+        raise ApiError(400, f"invalid {name}", f"{name} must be one of {', '.join(choices)}")
+    return raw.lower()
 
 
 def _status_filter(request: web.Request) -> Status | None:
@@ -327,12 +336,16 @@ async def push_status_bulk(request: web.Request) -> web.Response:
 
 @routes.get("/api/notifications")
 async def list_notifications(request: web.Request) -> web.Response:
-    """Notifications, newest first (?unread=1&limit=&ont_id=)."""
+    """Notifications, newest first (?unread=1&limit=&ont_id=&severity=&area=&kind=&before=)."""
     d = deps(request)
     items = await d.reads.notifications(
         unread=_query_bool(request, "unread"),
         limit=_query_int(request, "limit", 100, 1, 1000),
         ont_id=request.query.get("ont_id") or None,
+        severity=_query_choice(request, "severity", [s.value for s in Severity]),
+        area=request.query.get("area") or None,
+        kind=_query_choice(request, "kind", [k.value for k in EventKind]),
+        before=_query_int(request, "before", 0, 1, SQLITE_MAX_INT) or None,
     )
     return web.json_response([notification_json(n) for n in items])
 

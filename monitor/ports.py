@@ -181,9 +181,38 @@ class ReadModel(Protocol):
         ...
 
     async def notifications(
-        self, *, unread: bool = False, limit: int = 100, ont_id: str | None = None
+        self,
+        *,
+        unread: bool = False,
+        limit: int = 100,
+        ont_id: str | None = None,
+        severity: str | None = None,
+        area: str | None = None,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> list[Notification]:
-        """Newest notifications first."""
+        """Newest notifications first; before = only ids below it (keyset paging)."""
+        ...
+
+    async def notification_count(
+        self,
+        *,
+        unread: bool = False,
+        ont_id: str | None = None,
+        severity: str | None = None,
+        area: str | None = None,
+        kind: str | None = None,
+        before: int | None = None,
+    ) -> int:
+        """How many notifications match the filters."""
+        ...
+
+    async def unread_count(self) -> int:
+        """How many notifications are unread."""
+        ...
+
+    async def notifications_by_id(self, ids: list[int]) -> list[Notification]:
+        """These stored notifications, oldest first."""
         ...
 
     async def stats(self) -> dict[str, Any]:

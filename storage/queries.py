@@ -7,7 +7,13 @@ from typing import Any
 
 from monitor.model import Ont, OntState, Status, id_sort_key
 from monitor.ports import HistoryRow, Notification
-from storage.codec import STATE_COLUMNS, ont_from_row, parse_ts, state_from_row
+from storage.codec import (
+    STATE_COLUMNS,
+    ont_from_row,
+    parse_ts,
+    reason_from_stored,
+    state_from_row,
+)
 from storage.database import Database
 from storage.store import ONT_COLUMNS
 
@@ -21,6 +27,36 @@ _N_ONT = len(ONT_COLUMNS.split(","))
 
 def _pair(row: Any) -> tuple[Ont, OntState]:
     return ont_from_row(row[:_N_ONT]), state_from_row(row[_N_ONT:])
+
+
+def _notification(r: Any) -> Notification:
+    created = parse_ts(r[1])
+    assert created is not None
+    return Notification(r[0], created, r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bool(r[8]))
+
+
+def _notification_filter(
+    *,
+    unread: bool,
+    ont_id: str | None,
+    severity: str | None,
+    area: str | None,
+    kind: str | None,
+    before: int | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space, or empty) and parameters of a filter."""
+    where, params = [], []
+    if unread:
+        where.append("read = 0")
+    equal = (("ont_id", ont_id), ("severity", severity), ("area", area), ("kind", kind))
+    for column, value in equal:
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 class Queries:
@@ -60,41 +96,66 @@ class Queries:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [
-            HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], r[7])  # type: ignore[arg-type]
+            HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], reason_from_stored(r[7]))  # type: ignore[arg-type]
             for r in await self.db.fetchall(sql, params)
         ]
 
     async def notifications(
-        self, *, unread: bool = False, limit: int = 100, ont_id: str | None = None
+        self,
+        *,
+        unread: bool = False,
+        limit: int = 100,
+        ont_id: str | None = None,
+        severity: str | None = None,
+        area: str | None = None,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> list[Notification]:
-        """Notifications, newest first."""
-        where, params = [], []
-        if unread:
-            where.append("read = 0")
-        if ont_id is not None:
-            where.append("ont_id = ?")
-            params.append(ont_id)
+        """Notifications, newest first; `before` is a keyset cursor (ids below it)."""
+        where, params = _notification_filter(
+            unread=unread, ont_id=ont_id, severity=severity, area=area, kind=kind, before=before
+        )
         sql = (
             "SELECT id, created_at, kind, severity, ont_id, area, message, payload, read "
-            "FROM notifications"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY id DESC LIMIT ?"
+            "FROM notifications" + where + " ORDER BY id DESC LIMIT ?"
         )
         params.append(limit)
-        return [
-            Notification(
-                r[0],
-                parse_ts(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                json.loads(r[7]),  # type: ignore[arg-type]
-                bool(r[8]),
+        return [_notification(r) for r in await self.db.fetchall(sql, params)]
+
+    async def notification_count(
+        self,
+        *,
+        unread: bool = False,
+        ont_id: str | None = None,
+        severity: str | None = None,
+        area: str | None = None,
+        kind: str | None = None,
+        before: int | None = None,
+    ) -> int:
+        """How many notifications match the same filters as notifications()."""
+        where, params = _notification_filter(
+            unread=unread, ont_id=ont_id, severity=severity, area=area, kind=kind, before=before
+        )
+        rows = await self.db.fetchall("SELECT COUNT(*) FROM notifications" + where, params)
+        return int(rows[0][0])
+
+    async def unread_count(self) -> int:
+        """How many notifications are unread."""
+        rows = await self.db.fetchall("SELECT COUNT(*) FROM notifications WHERE read = 0")
+        return int(rows[0][0])
+
+    async def notifications_by_id(self, ids: list[int]) -> list[Notification]:
+        """The stored notifications with these ids, oldest first (missing ids are skipped)."""
+        out: list[Notification] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = (
+                "SELECT id, created_at, kind, severity, ont_id, area, message, payload, read "
+                f"FROM notifications WHERE id IN ({', '.join('?' * len(chunk))}) ORDER BY id"
             )
-            for r in await self.db.fetchall(sql, params)
-        ]
+            out += [_notification(r) for r in await self.db.fetchall(sql, chunk)]
+        out.sort(key=lambda n: n.id)
+        return out
 
     async def stats(self) -> dict[str, Any]:
         """The dashboard's numbers: totals by status, unread, by severity and by area."""
