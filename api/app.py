@@ -21,12 +21,12 @@ from api.records import (
     field_errors,
     parse_import,
 )
-from api.views import decision_json, history_json, notification_json, ont_json
 from maps.render import MapRenderer
 from maps.view import parse_query
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
 from monitor.model import EventKind, Observation, Severity, Source, Status
 from monitor.ports import ReadModel
+from monitor.records import decision_json, history_json, notification_json, ont_json
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from api.records import ImportFormatError, export_record, export_text, parse_import
-from api.views import decision_json
 from monitor.engine import Engine, UnknownOnt
 from monitor.model import Observation, Source, Status
+from monitor.records import decision_json
 from ontwatch.logs import setup_logging
 from ontwatch.service import Service, utcnow
 from ontwatch.settings import Settings, SettingsError, load_settings

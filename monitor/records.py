@@ -1,4 +1,8 @@
-"""JSON shapes of what the API returns."""
+"""Plain JSON records of domain objects, for the API, the pages and the event stream.
+
+Pure functions (no I/O): the same ONT or notification has the same shape wherever it is
+shown. Precedent: `Ont.record()` in monitor/model.py for the inventory fields.
+"""
 
 from __future__ import annotations
 
