@@ -50,6 +50,13 @@ class StatusPush(BaseModel):
     def _status(cls, value: Any) -> Status:
         return parse_status(value)
 
+    @field_validator("rto_count", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not a count of 1
+            raise ValueError("must be an integer, not true/false")
+        return value
+
 
 class BulkStatusPush(StatusPush):
     """One item of POST /api/ont-status: a push naming its ONT."""

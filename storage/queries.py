@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.model import Ont, OntState, Status, id_sort_key
+from monitor.model import Ont, OntState, Status
 from monitor.ports import HistoryRow, Notification
 from storage.codec import STATE_COLUMNS, ont_from_row, parse_ts, state_from_row
 from storage.database import Database
@@ -17,6 +17,25 @@ _JOINED = (
     "FROM onts o JOIN ont_state s ON s.ont_id = o.id"
 )
 _N_ONT = len(ONT_COLUMNS.split(","))
+
+
+# ONT id order: ids of ASCII digits first, as numbers (of any length: by length without
+# leading zeros, then as text), then every other id as text. id_cursor_key is the same key.
+_NUMERIC = "o.id NOT GLOB '*[^0-9]*'"
+_ID_ORDER = (
+    f"CASE WHEN {_NUMERIC} THEN 0 ELSE 1 END",
+    f"CASE WHEN {_NUMERIC} THEN length(ltrim(o.id, '0')) ELSE 0 END",
+    f"CASE WHEN {_NUMERIC} THEN ltrim(o.id, '0') ELSE '' END",
+    "o.id",
+)
+
+
+def id_cursor_key(ont_id: str) -> tuple[int, int, str, str]:
+    """The sort key of an ONT id, as SQLite computes it in _ID_ORDER."""
+    if ont_id.isascii() and ont_id.isdigit():
+        trimmed = ont_id.lstrip("0")
+        return 0, len(trimmed), trimmed, ont_id
+    return 1, 0, "", ont_id
 
 
 def _pair(row: Any) -> tuple[Ont, OntState]:
@@ -60,9 +79,18 @@ class Queries:
         self.db = db
 
     async def onts(
-        self, *, status: Status | None = None, area: str | None = None
+        self,
+        *,
+        status: Status | None = None,
+        area: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Ont, OntState]]:
-        """ONTs with their state, optionally filtered, in id order."""
+        """ONTs with their state, optionally filtered, in id order (numeric ids as numbers).
+
+        Paged by a cursor: `after` is the last id of the previous page, `limit` the page size;
+        the order is computed by SQLite (an index-friendly key), never by sorting everything.
+        """
         where, params = [], []
         if status is not None:
             where.append("s.status = ?")
@@ -70,24 +98,35 @@ class Queries:
         if area is not None:
             where.append("o.area = ?")
             params.append(area)
+        if after is not None:
+            where.append(f"({', '.join(_ID_ORDER)}) > (?, ?, ?, ?)")
+            params.extend(id_cursor_key(after))
         sql = _JOINED + (" WHERE " + " AND ".join(where) if where else "")
-        pairs = [_pair(r) for r in await self.db.fetchall(sql, params)]
-        pairs.sort(key=lambda p: id_sort_key(p[0].id))
-        return pairs
+        sql += " ORDER BY " + ", ".join(_ID_ORDER)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_pair(r) for r in await self.db.fetchall(sql, params)]
 
     async def ont(self, ont_id: str) -> tuple[Ont, OntState] | None:
         """One ONT with its state."""
         rows = await self.db.fetchall(_JOINED + " WHERE o.id = ?", (ont_id,))
         return _pair(rows[0]) if rows else None
 
-    async def history(self, ont_id: str | None = None, limit: int = 50) -> list[HistoryRow]:
-        """Newest history lines first, of one ONT or of all."""
+    async def history(
+        self, ont_id: str | None = None, limit: int = 50, before: int | None = None
+    ) -> list[HistoryRow]:
+        """Newest history lines first, of one ONT or of all; `before` pages (a line's id)."""
         sql = "SELECT id, ont_id, at, source, status, rto_count, severity, reason FROM history"
+        where: list[str] = []
         params: list[Any] = []
         if ont_id is not None:
-            sql += " WHERE ont_id = ?"
+            where.append("ont_id = ?")
             params.append(ont_id)
-        sql += " ORDER BY id DESC LIMIT ?"
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [
             HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], r[7])  # type: ignore[arg-type]
