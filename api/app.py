@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.records import (
     BulkStatusPush,
     ImportFormatError,
+    ImportPlan,
     OntRecord,
     StatusPush,
     field_errors,
@@ -243,7 +244,7 @@ async def upsert_onts(request: web.Request) -> web.Response:
     if len(set(ids)) != len(ids):
         raise ApiError(422, "invalid id", [{"field": "id", "message": "duplicate ids in request"}])
     now = d.clock()
-    baseline = [b for r in records if (b := r.baseline(d.tz, now)) is not None]
+    baseline = [b for r in records for b in r.baselines(d.tz, now)]
     created = await d.engine.upsert([r.to_ont() for r in records], baseline)
     out = [ont_json(*d.engine.get(i)) for i in ids]  # type: ignore[misc]
     status = 201 if all(created) else 200
@@ -265,28 +266,27 @@ async def import_onts(request: web.Request) -> web.Response:
     if not raw.strip():
         raise ApiError(400, "empty body", "expected a JSON list or CSV text")
     try:
-        plan = parse_import(raw, request.content_type)
+        sheet = request.query.get("sheet") or None  # .xlsx: the first sheet unless named
+        plan = parse_import(raw, request.content_type, sheet)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid encoding", "the file must be UTF-8") from None
     except ImportFormatError as exc:
         raise ApiError(400, "invalid import file", str(exc)) from None
-    report = await apply_import(d.engine, plan, d.tz, d.clock())
+    dry_run = _query_bool(request, "dry_run")  # the report only; nothing is written
+    report = await apply_import(d.engine, plan, d.tz, d.clock(), dry_run=dry_run)
     return web.json_response(report)
 
 
-async def apply_import(engine: Engine, plan: Any, tz: tzinfo, now: datetime) -> dict[str, Any]:
-    """Write an import plan through the engine and build its report."""
-    baseline = [b for r in plan.records if (b := r.baseline(tz, now)) is not None]
-    created = (
-        await engine.upsert([r.to_ont() for r in plan.records], baseline) if plan.records else []
-    )
-    return {
-        "imported": len(plan.records),
-        "created": sum(created),
-        "updated": len(created) - sum(created),
-        "refused": len(plan.refused),
-        "rows": [r.as_json() for r in plan.rows],
-    }
+async def apply_import(
+    engine: Engine, plan: ImportPlan, tz: tzinfo, now: datetime, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Write an import plan through the engine (unless a dry run) and build its report."""
+    if dry_run:
+        return plan.report([r.id not in engine.onts for r in plan.records], dry_run=True)
+    baseline = [b for r in plan.records for b in r.baselines(tz, now)]
+    onts = [r.to_ont() for r in plan.records]
+    created = await engine.upsert(onts, baseline) if plan.records else []
+    return plan.report(created)
 
 
 @routes.post("/api/ont-status/{id}")
