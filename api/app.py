@@ -22,6 +22,7 @@ from api.records import (
     field_errors,
     parse_import,
 )
+from i18n import Lang
 from maps.render import MapRenderer
 from maps.view import parse_query
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
@@ -55,6 +56,7 @@ class ApiDeps:
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
     renderer: MapRenderer | None = None
     extra_routes: list[web.RouteDef] = field(default_factory=list)
+    lang: Lang = "id"  # the service language: of reason texts in the JSON
 
 
 class ApiError(web.HTTPException):
@@ -207,7 +209,7 @@ async def list_onts(request: web.Request) -> web.Response:
     """All ONTs with state; ?status=ON|OFF|UNKNOWN&area=."""
     d = deps(request)
     pairs = await d.reads.onts(status=_status_filter(request), area=request.query.get("area"))
-    return web.json_response([ont_json(o, s) for o, s in pairs])
+    return web.json_response([ont_json(o, s, d.lang) for o, s in pairs])
 
 
 @routes.get("/api/onts/{id}")
@@ -219,7 +221,9 @@ async def get_ont(request: web.Request) -> web.Response:
     if pair is None:
         raise UnknownOnt(ont_id)
     history = await d.reads.history(ont_id, limit=20)
-    return web.json_response({**ont_json(*pair), "history": [history_json(h) for h in history]})
+    return web.json_response(
+        {**ont_json(*pair, d.lang), "history": [history_json(h, d.lang) for h in history]}
+    )
 
 
 @routes.get("/api/onts/{id}/history")
@@ -230,7 +234,8 @@ async def ont_history(request: web.Request) -> web.Response:
     if await d.reads.ont(ont_id) is None:
         raise UnknownOnt(ont_id)
     limit = _query_int(request, "limit", 50, 1, 1000)
-    return web.json_response([history_json(h) for h in await d.reads.history(ont_id, limit)])
+    rows = await d.reads.history(ont_id, limit)
+    return web.json_response([history_json(h, d.lang) for h in rows])
 
 
 @routes.post("/api/onts")
@@ -246,7 +251,7 @@ async def upsert_onts(request: web.Request) -> web.Response:
     now = d.clock()
     baseline = [b for r in records for b in r.baselines(d.tz, now)]
     created = await d.engine.upsert([r.to_ont() for r in records], baseline)
-    out = [ont_json(*d.engine.get(i)) for i in ids]  # type: ignore[misc]
+    out = [ont_json(*d.engine.get(i), d.lang) for i in ids]  # type: ignore[misc]
     status = 201 if all(created) else 200
     return web.json_response(out if many else out[0], status=status)
 
@@ -298,7 +303,7 @@ async def push_status(request: web.Request) -> web.Response:
     source = Source.SIMULATE if request.query.get("source") == "simulate" else Source.PUSH
     obs = Observation.push(ont_id, push.status, push.rto_count, d.clock(), source=source)
     decision = await d.engine.ingest(obs)
-    return web.json_response({"id": ont_id, **decision_json(decision)})
+    return web.json_response({"id": ont_id, **decision_json(decision, d.lang)})
 
 
 @routes.post("/api/ont-status")
@@ -347,7 +352,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         kind=_query_choice(request, "kind", [k.value for k in EventKind]),
         before=_query_int(request, "before", 0, 1, SQLITE_MAX_INT) or None,
     )
-    return web.json_response([notification_json(n) for n in items])
+    return web.json_response([notification_json(n, d.lang) for n in items])
 
 
 @routes.post("/api/notifications/mark-read/{id}")
@@ -380,7 +385,8 @@ async def history(request: web.Request) -> web.Response:
     """History of all ONTs, newest first (?limit=)."""
     d = deps(request)
     limit = _query_int(request, "limit", 100, 1, 1000)
-    return web.json_response([history_json(h) for h in await d.reads.history(None, limit)])
+    rows = await d.reads.history(None, limit)
+    return web.json_response([history_json(h, d.lang) for h in rows])
 
 
 @routes.get("/api/map.png")

@@ -12,7 +12,8 @@ from telegram import InlineKeyboardMarkup
 
 from bot import keyboards
 from bot.limits import MAX_TEXT, pack, trim
-from bot.texts import Html, duration, esc, t, when
+from bot.texts import Html, duration, esc, lang_of, reason, t, when
+from i18n.words import kind_label, status_label
 from monitor.model import Event, EventKind, Ont, Severity
 from monitor.ports import OutboxRow
 
@@ -78,9 +79,9 @@ def block(item: _Item, lang: str, tz: tzinfo, lookup: OntLookup) -> Html:
                 "alert_problem",
                 icon=ICONS.get(e.severity, "⚠️"),
                 severity=severity,
-                status=e.status.value if e.status else "-",
+                status=status_label(e.status.value, lang_of(lang, "en")) if e.status else "-",
                 rto=e.rto_count if e.rto_count is not None else "-",
-                reason=e.reason,
+                reason=reason(e.reason, lang),
                 **common,
             )
         case EventKind.RESOLVED:
@@ -101,22 +102,22 @@ def block(item: _Item, lang: str, tz: tzinfo, lookup: OntLookup) -> Html:
                 lang,
                 "alert_reminder",
                 severity=t(lang, f"sev_{e.severity.value}"),
-                reason=e.reason,
+                reason=reason(e.reason, lang),
                 **common,
             )
         case EventKind.FLAPPING:
-            return t(lang, "alert_flapping", reason=e.reason, **common)
+            return t(lang, "alert_flapping", reason=reason(e.reason, lang), **common)
         case EventKind.FLAPPING_ENDED:
             return t(lang, "alert_flapping_ended", **common)
         case EventKind.INVALID_IP:
-            return t(lang, "alert_invalid_ip", reason=e.reason, **common)
+            return t(lang, "alert_invalid_ip", reason=reason(e.reason, lang), **common)
         case EventKind.MASS_OUTAGE:
             head = t(
                 lang,
                 "alert_mass",
                 area=esc(e.area) if e.area else t(lang, "network"),
                 count=len(e.members),
-                reason=e.reason,
+                reason=reason(e.reason, lang),
                 at=at,
             )
             return Html("\n".join([head, *_members(e, lang, lookup)]))
@@ -131,11 +132,13 @@ def block(item: _Item, lang: str, tz: tzinfo, lookup: OntLookup) -> Html:
                 at=at,
             )
         case EventKind.MONITOR_OFFLINE:
-            return t(lang, "alert_monitor_offline", reason=e.reason, at=at)
+            return t(lang, "alert_monitor_offline", reason=reason(e.reason, lang), at=at)
         case EventKind.MONITOR_ONLINE:
-            return t(lang, "alert_monitor_online", reason=e.reason, at=at)
+            return t(lang, "alert_monitor_online", reason=reason(e.reason, lang), at=at)
         case _:
-            return t(lang, "alert_other", kind=e.kind.value, name=name, reason=e.reason, at=at)
+            kind = kind_label(e.kind.value, lang_of(lang, "en"))
+            why = reason(e.reason, lang)
+            return t(lang, "alert_other", kind=kind, name=name, reason=why, at=at)
 
 
 def line(item: _Item, lang: str, tz: tzinfo) -> Html:
@@ -147,7 +150,8 @@ def line(item: _Item, lang: str, tz: tzinfo) -> Html:
         what = duration(e.duration, lang) if e.duration is not None else "ON"
     else:
         icon = ICONS.get(e.severity, "ℹ️")
-        status = e.status.value if e.status else e.kind.value
+        shown = lang_of(lang, "en")
+        status = status_label(e.status.value, shown) if e.status else kind_label(e.kind, shown)
         what = f"{status} rto {e.rto_count}" if e.rto_count is not None else status
     clock = e.at.astimezone(tz).strftime("%H:%M")
     return Html(f"{icon} {esc(name)} ({esc(ont_id)}) · {_area(area, lang)} · {esc(what)} · {clock}")

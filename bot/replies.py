@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.texts import Html, distance, duration, esc, href, navigation_url, t, when
+from bot.texts import Html, distance, duration, esc, href, lang_of, navigation_url, reason, t, when
+from i18n.words import severity_label, status_label
 from monitor.model import Ont, OntState, Severity, Status
 from monitor.outages import MassOutage
 from monitor.ports import HistoryRow, Mute
@@ -165,7 +166,7 @@ def ont_text(
             location=ont.location or "-",
             customer=ont.customer_id or "-",
             ip=ont.ip or "-",
-            status=state.status.value,
+            status=status_label(state.status.value, lang_of(lang, "en")),
             since=when(since, tz),
             dur=duration(now - since, lang) if since else "?",
             rto=state.rto_count,
@@ -181,7 +182,7 @@ def ont_text(
                 "ont_incident",
                 severity=t(lang, f"sev_{inc.severity.value}"),
                 opened=when(inc.opened_at, tz),
-                reason=inc.reason,
+                reason=reason(inc.reason, lang),
                 acked=acked,
             )
         )
@@ -210,10 +211,10 @@ def history_text(
                 "history_line",
                 at=when(r.at, tz),
                 who=Html("") if one_ont else Html(f"{esc(r.ont_id)}: "),
-                status=r.status,
+                status=status_label(r.status, lang_of(lang, "en")),
                 rto=r.rto_count,
-                severity=r.severity,
-                reason=r.reason,
+                severity=severity_label(r.severity, lang_of(lang, "en")),
+                reason=reason(r.reason, lang),
             )
         )
     return "\n".join(lines)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import Literal
+from typing import Any
 
-Lang = Literal["id", "en"]
-LANGS: tuple[Lang, ...] = ("id", "en")
+from i18n import LANGS, Lang
+from i18n.durations import format_duration
+from i18n.reasons import render as render_reason
+from monitor.model import Reason
 
 
 class Html(str):
@@ -367,20 +370,13 @@ def t(lang: str, key: str, **values: object) -> Html:
 
 
 def duration(td: timedelta, lang: str) -> str:
-    """Human duration: '2 j 15 m' (id) or '2h 15m' (en); the two biggest units."""
-    seconds = max(0, int(td.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    units = {"id": ("hr", "j", "m", "d"), "en": ("d", "h", "m", "s")}[
-        lang if lang in LANGS else "en"
-    ]
-    sep = " " if lang == "id" else ""
-    parts = [(days, units[0]), (hours, units[1]), (minutes, units[2]), (secs, units[3])]
-    while len(parts) > 1 and parts[0][0] == 0:
-        parts.pop(0)
-    shown = [p for p in parts[:2] if p[0]] or [parts[0]]
-    return " ".join(f"{n}{sep}{u}" for n, u in shown)
+    """Unambiguous duration: '2 jam 15 mnt', '4 dtk' (id) or '2 h 15 min', '4 s' (en)."""
+    return format_duration(td, lang_of(lang, "en"))
+
+
+def reason(value: Reason | Mapping[str, Any] | str | None, lang: str) -> str:
+    """A rule's reason code as plain text in lang (t() escapes it)."""
+    return render_reason(value, lang_of(lang, "en"))
 
 
 def when(at: datetime | None, tz: tzinfo) -> str:

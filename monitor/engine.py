@@ -20,6 +20,8 @@ from monitor.model import (
     Observation,
     Ont,
     OntState,
+    Reason,
+    ReasonCode,
     Severity,
     Source,
     Status,
@@ -455,7 +457,11 @@ class Engine:
                         status=state.status,
                         rto_count=state.rto_count,
                         duration=now - state.incident.opened_at,
-                        reason=f"mute ended; still {state.severity.value}: {state.incident.reason}",
+                        reason=Reason.of(
+                            ReasonCode.MUTE_ENDED,
+                            severity=state.severity.value,
+                            cause=state.incident.reason,
+                        ),
                     )
                 )
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.model import (
     Event,
     EventKind,
     OntState,
+    Reason,
+    ReasonCode,
     Severity,
     Status,
     Thresholds,
     id_sort_key,
 )
-from monitor.rules import human_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class MassOutage:
     acked_by: str = ""
 
 
+NOTHING_DUE = Reason(ReasonCode.NOTHING_DUE)
+
+
 @dataclass(frozen=True, slots=True)
 class AreaDecision:
     """What the mass-outage rule decided for one area."""
@@ -38,7 +42,7 @@ class AreaDecision:
     events: tuple[Event, ...] = ()
     joined: frozenset[str] = frozenset()  # new members: their incidents become part of it
     release: frozenset[str] = frozenset()  # members still down when the outage ended
-    reason: str = ""
+    reason: Reason = NOTHING_DUE
 
     @property
     def fold(self) -> frozenset[str]:
@@ -78,13 +82,19 @@ def assess_area(
     the OFF push): that is when they went down.
     """
     if not area:
-        return AreaDecision(active, reason="no area")
+        return AreaDecision(active, reason=Reason(ReasonCode.NO_AREA))
     if active is None:
         since = now - th.mass_window
         recent = sorted((i for i, opened in down.items() if opened >= since), key=id_sort_key)
         if not qualifies(len(recent), area_size, th):
-            return AreaDecision(None, reason=f"{len(recent)} recently down: below threshold")
-        reason = f"{len(recent)} of {area_size} ONTs OFF within {_minutes(th)}"
+            why = Reason.of(ReasonCode.BELOW_THRESHOLD, count=len(recent))
+            return AreaDecision(None, reason=why)
+        reason = Reason.of(
+            ReasonCode.MASS_OUTAGE,
+            count=len(recent),
+            size=area_size,
+            window_s=_seconds(th.mass_window),
+        )
         outage = MassOutage(area=area, started_at=now, members=frozenset(recent))
         event = Event(
             kind=EventKind.MASS_OUTAGE,
@@ -110,13 +120,17 @@ def assess_area(
         outage = replace(active, members=members)
         reminder = due_area_reminder(outage, still_down, area_size, now, th)
         if reminder is None:
-            return AreaDecision(outage, joined=joiners, reason=f"{len(still_down)} still down")
+            why = Reason.of(ReasonCode.AREA_STILL_DOWN, down=len(still_down))
+            return AreaDecision(outage, joined=joiners, reason=why)
         outage = replace(outage, last_notified_at=now)
-        return AreaDecision(outage, (reminder,), joined=joiners, reason="reminder")
+        return AreaDecision(outage, (reminder,), joined=joiners, reason=reminder.reason)
     recovered = sorted(members - still_down, key=id_sort_key)
-    reason = f"{len(recovered)} of {len(members)} ONTs back"
-    if still_down:
-        reason += f", {len(still_down)} still OFF"
+    reason = Reason.of(
+        ReasonCode.MASS_OUTAGE_ENDED,
+        back=len(recovered),
+        members=len(members),
+        still_off=len(still_down),
+    )
     event = Event(
         kind=EventKind.MASS_OUTAGE_RESOLVED,
         severity=Severity.CRITICAL,
@@ -147,8 +161,12 @@ def due_area_reminder(
         kind=EventKind.REMINDER,
         severity=Severity.CRITICAL,
         at=now,
-        reason=f"still {len(still_down)} of {area_size} ONTs OFF, unacknowledged for "
-        f"{human_span(open_for)}",
+        reason=Reason.of(
+            ReasonCode.AREA_REMINDER,
+            down=len(still_down),
+            size=area_size,
+            open_s=_seconds(open_for),
+        ),
         area=outage.area,
         status=Status.OFF,
         members=tuple(sorted(still_down, key=id_sort_key)),
@@ -163,5 +181,5 @@ def acknowledge(outage: MassOutage, by: str, at: datetime) -> tuple[MassOutage, 
     return replace(outage, acked_at=at, acked_by=by), "acknowledged"
 
 
-def _minutes(th: Thresholds) -> str:
-    return f"{int(th.mass_window.total_seconds() // 60)} min"
+def _seconds(td: timedelta) -> int:
+    return int(td.total_seconds())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.model import Event, Ont, OntState, Severity, Source, Status
+from monitor.model import Event, Ont, OntState, Reason, Severity, Source, Status
 from monitor.outages import MassOutage
 
 Clock = Callable[[], datetime]
@@ -23,7 +23,7 @@ class HistoryEntry:
     status: Status
     rto_count: int
     severity: Severity
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ class HistoryRow:
     status: str
     rto_count: int
     severity: str
-    reason: str
+    reason: Reason  # an old stored text reads back as a legacy reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from monitor.engine import Engine
-from monitor.model import Event, EventKind, Observation, Severity
+from monitor.model import Event, EventKind, Observation, Reason, ReasonCode, Severity
 from monitor.ports import Clock
 from monitor.sweep import SweepResult
 
@@ -118,17 +118,17 @@ class Prober:
             if not self.holding:
                 self.holding = True
                 log.error("%s", reason)
+                why = Reason.of(ReasonCode.MONITOR_BLIND, silent=silent, targets=len(by_ip))
                 await self.engine.announce(
-                    Event(EventKind.MONITOR_OFFLINE, Severity.CRITICAL, now, reason)
+                    Event(EventKind.MONITOR_OFFLINE, Severity.CRITICAL, now, why)
                 )
         else:
             if self.holding:
                 self.holding = False
                 reason = f"replies are back ({replied} of {len(by_ip)}): probing resumed"
                 log.warning("%s", reason)
-                await self.engine.announce(
-                    Event(EventKind.MONITOR_ONLINE, Severity.OK, now, reason)
-                )
+                why = Reason.of(ReasonCode.MONITOR_SEES, replied=replied, targets=len(by_ip))
+                await self.engine.announce(Event(EventKind.MONITOR_ONLINE, Severity.OK, now, why))
             observations = [
                 Observation.probe(ont_id, result.results[ip].replied, now)
                 for ip, ids in by_ip.items()

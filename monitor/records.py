@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from monitor.model import Decision, Ont, OntState
+from i18n import Lang
+from i18n.reasons import render as render_reason
+from monitor.model import Decision, Ont, OntState, Reason
 from monitor.ports import HistoryRow, Notification
 
 
@@ -18,8 +20,18 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def state_json(state: OntState) -> dict[str, Any]:
-    """Live state of an ONT."""
+def reason_json(reason: Reason | Any, lang: Lang) -> dict[str, Any]:
+    """A reason as the API gives it: text in the service language, its code and parameters."""
+    record = Reason.from_record(reason).record()
+    return {
+        "reason": render_reason(reason, lang),
+        "reason_code": record["code"],
+        "reason_params": record["params"],
+    }
+
+
+def state_json(state: OntState, lang: Lang = "id") -> dict[str, Any]:
+    """Live state of an ONT (reasons in lang, the service language)."""
     inc = state.incident
     return {
         "status": state.status.value,
@@ -34,20 +46,20 @@ def state_json(state: OntState) -> dict[str, Any]:
         else {
             "severity": inc.severity.value,
             "opened_at": iso(inc.opened_at),
-            "reason": inc.reason,
+            **reason_json(inc.reason, lang),
             "acked_at": iso(inc.acked_at),
             "acked_by": inc.acked_by or None,
         },
     }
 
 
-def ont_json(ont: Ont, state: OntState) -> dict[str, Any]:
+def ont_json(ont: Ont, state: OntState, lang: Lang = "id") -> dict[str, Any]:
     """An ONT with its state."""
-    return {**ont.record(), "ip_valid": ont.ip_valid, **state_json(state)}
+    return {**ont.record(), "ip_valid": ont.ip_valid, **state_json(state, lang)}
 
 
-def notification_json(n: Notification) -> dict[str, Any]:
-    """A stored notification."""
+def notification_json(n: Notification, lang: Lang = "id") -> dict[str, Any]:
+    """A stored notification; message is the stored line (in the service language)."""
     payload = n.payload
     return {
         "id": n.id,
@@ -57,13 +69,14 @@ def notification_json(n: Notification) -> dict[str, Any]:
         "ont_id": n.ont_id or None,
         "area": n.area or None,
         "message": n.message,
+        **reason_json(payload.get("reason"), lang),
         "read": n.read,
         "duration_s": payload.get("duration_s"),
         "members": payload.get("members") or [],
     }
 
 
-def history_json(h: HistoryRow) -> dict[str, Any]:
+def history_json(h: HistoryRow, lang: Lang = "id") -> dict[str, Any]:
     """One history line."""
     return {
         "id": h.id,
@@ -73,20 +86,20 @@ def history_json(h: HistoryRow) -> dict[str, Any]:
         "status": h.status,
         "rto_count": h.rto_count,
         "severity": h.severity,
-        "reason": h.reason,
+        **reason_json(h.reason, lang),
     }
 
 
-def decision_json(decision: Decision) -> dict[str, Any]:
+def decision_json(decision: Decision, lang: Lang = "id") -> dict[str, Any]:
     """The new state after a push, with the events it caused and why."""
     return {
-        **state_json(decision.state),
-        "reason": decision.reason,
+        **state_json(decision.state, lang),
+        **reason_json(decision.reason, lang),
         "events": [
             {
                 "kind": e.kind.value,
                 "severity": e.severity.value,
-                "reason": e.reason,
+                **reason_json(e.reason, lang),
                 "duration_s": e.duration.total_seconds() if e.duration is not None else None,
             }
             for e in decision.events

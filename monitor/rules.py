@@ -13,6 +13,8 @@ from monitor.model import (
     Observation,
     Ont,
     OntState,
+    Reason,
+    ReasonCode,
     Severity,
     Source,
     Status,
@@ -28,23 +30,27 @@ class Context:
     muted: bool = False
 
 
-def classify(state: OntState, now: datetime, th: Thresholds) -> tuple[Severity, str]:
+def classify(state: OntState, now: datetime, th: Thresholds) -> tuple[Severity, Reason]:
     """Severity the ONT's condition calls for, with the reason (DESIGN.md's severity table)."""
     if state.rto_count >= th.critical_rto:
-        return Severity.CRITICAL, f"rto_count {state.rto_count} >= {th.critical_rto}"
+        why = Reason.of(ReasonCode.RTO_AT_THRESHOLD, rto=state.rto_count, threshold=th.critical_rto)
+        return Severity.CRITICAL, why
     if (
         state.status is Status.OFF
         and state.status_since is not None
         and now - state.status_since > th.critical_off_after
     ):
-        return Severity.CRITICAL, f"OFF for more than {_fmt_td(th.critical_off_after)}"
+        why = Reason.of(ReasonCode.OFF_LONGER_THAN, seconds=_seconds(th.critical_off_after))
+        return Severity.CRITICAL, why
     if state.status is Status.OFF and state.incident and state.incident.mass_outage:
-        return Severity.CRITICAL, f"part of a mass outage in {state.incident.mass_outage}"
+        why = Reason.of(ReasonCode.MASS_OUTAGE_MEMBER, area=state.incident.mass_outage)
+        return Severity.CRITICAL, why
     if state.status is Status.OFF:
-        return Severity.WARNING, "went OFF"
+        return Severity.WARNING, Reason.of(ReasonCode.WENT_OFF)
     if state.rto_count > 0:
-        return Severity.WARNING, f"rto_count {state.rto_count} > 0"
-    return Severity.OK, "ON, rto 0" if state.status is Status.ON else "no problem known"
+        return Severity.WARNING, Reason.of(ReasonCode.RTO_ABOVE_ZERO, rto=state.rto_count)
+    ok = ReasonCode.RECOVERED if state.status is Status.ON else ReasonCode.NO_PROBLEM
+    return Severity.OK, Reason(ok)
 
 
 def observe(state: OntState, obs: Observation, th: Thresholds) -> tuple[Status, int]:
@@ -62,7 +68,7 @@ def observe(state: OntState, obs: Observation, th: Thresholds) -> tuple[Status, 
 
 
 def advance_incident(
-    state: OntState, target: Severity, reason: str, at: datetime
+    state: OntState, target: Severity, reason: Reason, at: datetime
 ) -> tuple[Incident | None, Event | None]:
     """Open, escalate or resolve the incident; one event per change, none for repeats."""
     inc = state.incident
@@ -89,7 +95,9 @@ def detect_flapping(
     recent = tuple(t for t in state.transitions if at - t <= th.flap_window)
     if state.flapping or len(recent) <= th.flap_transitions:
         return recent, state.flapping, None
-    reason = f"{len(recent)} transitions in {_fmt_td(th.flap_window)}"
+    reason = Reason.of(
+        ReasonCode.FLAPPING, transitions=len(recent), window_s=_seconds(th.flap_window)
+    )
     return recent, True, _event(EventKind.FLAPPING, Severity.WARNING, at, reason, state)
 
 
@@ -128,7 +136,7 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
         state.incident,
         state.flapping,
     )
-    why = event.reason if event else ("repeat: nothing changed" if not changed else reason)
+    why = event.reason if event else (reason if changed else Reason(ReasonCode.UNCHANGED))
     return Decision(state=new, events=events, reason=why, changed=changed)
 
 
@@ -136,14 +144,13 @@ def check_inventory(old: Ont | None, new: Ont, at: datetime) -> Event | None:
     """A warning when an ONT is saved with an invalid IP (once per IP value)."""
     if new.ip_valid or (old is not None and old.ip == new.ip):
         return None
-    shown = repr(new.ip) if new.ip else "empty"
     return Event(
         kind=EventKind.INVALID_IP,
         severity=Severity.WARNING,
         at=at,
         ont_id=new.id,
         area=new.area,
-        reason=f"invalid IP address: {shown}",
+        reason=Reason.of(ReasonCode.INVALID_IP, ip=new.ip),
     )
 
 
@@ -170,7 +177,7 @@ def _routed(event: Event, ont: Ont, ctx: Context, flapping: bool) -> Event:
 
 
 def _event(
-    kind: EventKind, severity: Severity, at: datetime, reason: str, state: OntState
+    kind: EventKind, severity: Severity, at: datetime, reason: Reason, state: OntState
 ) -> Event:
     return Event(
         kind=kind,
@@ -183,13 +190,9 @@ def _event(
     )
 
 
-def _fmt_td(td: timedelta) -> str:
-    seconds = int(td.total_seconds())
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+def _seconds(td: timedelta) -> int:
+    """A span as whole seconds, the unit of every duration parameter of a reason."""
+    return int(td.total_seconds())
 
 
 def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
@@ -197,7 +200,7 @@ def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
     th = ctx.thresholds
     events: list[Event] = []
     new = state
-    reasons: list[str] = []
+    reasons: list[Reason] = []
 
     target, reason = classify(new, now, th)
     if new.incident is not None and target.rank > new.incident.severity.rank:
@@ -210,17 +213,21 @@ def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
     if new.flapping:
         recent = tuple(t for t in new.transitions if now - t <= th.flap_window)
         if not recent:
-            shown = new.status.value
+            why = Reason.of(
+                ReasonCode.FLAPPING_ENDED,
+                window_s=_seconds(th.flap_window),
+                status=new.status.value,
+            )
             event = _event(
                 EventKind.FLAPPING_ENDED,
                 new.severity if new.incident else Severity.OK,
                 now,
-                f"stable for {_fmt_td(th.flap_window)}, now {shown}",
+                why,
                 new,
             )
             new = new.evolve(flapping=False, transitions=recent)
             events.append(replace(event, area=ont.area))
-            reasons.append("flapping ended")
+            reasons.append(why)
 
     reminder = due_reminder(new, now, th)
     if reminder is not None and not new.flapping:
@@ -228,13 +235,13 @@ def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
         assert inc is not None
         new = new.evolve(incident=replace(inc, last_notified_at=now))
         events.append(_routed(replace(reminder, area=ont.area), ont, ctx, False))
-        reasons.append("reminder")
+        reasons.append(reminder.reason)
 
     changed = new != state
     return Decision(
         state=new,
         events=tuple(events),
-        reason="; ".join(reasons) or "nothing due",
+        reason=_joined(reasons),
         changed=changed,
     )
 
@@ -255,16 +262,20 @@ def due_reminder(state: OntState, now: datetime, th: Thresholds) -> Event | None
         severity=inc.severity,
         at=now,
         ont_id=state.ont_id,
-        reason=f"still {inc.severity.value}, unacknowledged for {human_span(open_for)}: "
-        f"{inc.reason}",
+        reason=Reason.of(
+            ReasonCode.REMINDER,
+            severity=inc.severity.value,
+            open_s=_seconds(open_for),
+            cause=inc.reason,
+        ),
         status=state.status,
         rto_count=state.rto_count,
         duration=open_for,
     )
 
 
-def human_span(td: timedelta) -> str:
-    """A duration as '2 h 5 min' or '7 min', for alert reasons."""
-    minutes = int(td.total_seconds()) // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+def _joined(reasons: list[Reason]) -> Reason:
+    """One reason for a tick: nothing due, the one thing done, or several."""
+    if not reasons:
+        return Reason(ReasonCode.NOTHING_DUE)
+    return reasons[0] if len(reasons) == 1 else Reason.of(ReasonCode.SEVERAL, parts=tuple(reasons))

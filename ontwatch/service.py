@@ -49,10 +49,10 @@ class LogSink:
     """Writes every committed, to-be-told event to the log (the only output when no bot)."""
 
     def committed(self, events: Sequence[tuple[Event, Ont | None]]) -> None:
-        """Log one line per event."""
+        """Log one line per event, in English: 'ALERT RECOVERED · Baciro (id 2): ON again ...'."""
         for event, ont in events:
             if event.notify:
-                alerts_log.info("ALERT %s %s", event.severity.value.upper(), summarize(event, ont))
+                alerts_log.info("ALERT %s", summarize(event, ont, "en"))
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Service:
             router = await self.bot.load()  # alert chats + area subscriptions
             sinks.append(self.bot.sink)  # wakes delivery after each commit
         self.engine = Engine(
-            SqliteStore(self.db),
+            SqliteStore(self.db, lang=s.lang),
             clock=self.clock,
             thresholds=s.thresholds,
             router=router,
@@ -214,6 +214,7 @@ class Service:
             renderer=self.maps,
             health=self.health,
             metrics=self.metrics,
+            lang=s.lang,
         )
         app = create_app(deps)
         # web pages (web/app.py) are added here

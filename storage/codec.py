@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.model import Event, EventKind, Incident, Ont, OntState, Severity, Status
+from monitor.model import Event, EventKind, Incident, Ont, OntState, Reason, Severity, Status
 
 
 def ts(value: datetime | None) -> str | None:
@@ -50,6 +50,31 @@ def ont_from_row(row: Any) -> Ont:
     )
 
 
+def reason_json(reason: Reason) -> str:
+    """A reason as JSON text {"code", "params"}, for the history table."""
+    return json.dumps(reason_record(reason), ensure_ascii=False)
+
+
+def reason_record(reason: Reason | str) -> dict[str, Any]:
+    """A reason as a JSON-able dict (a bare string is kept as a legacy reason)."""
+    return Reason.from_record(reason).record()
+
+
+def reason_from_stored(value: Any) -> Reason:
+    """A stored reason: a {"code", "params"} dict or its JSON text; old English text (from
+    before reasons were codes) reads back as a legacy reason carrying that text."""
+    if isinstance(value, str) and value.startswith("{"):
+        return Reason.from_record(_json_or_text(value))
+    return Reason.from_record(value)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def incident_json(inc: Incident | None) -> str | None:
     """An incident as JSON text."""
     if inc is None:
@@ -58,7 +83,7 @@ def incident_json(inc: Incident | None) -> str | None:
         {
             "severity": inc.severity.value,
             "opened_at": ts(inc.opened_at),
-            "reason": inc.reason,
+            "reason": reason_record(inc.reason),
             "escalated_at": ts(inc.escalated_at),
             "acked_at": ts(inc.acked_at),
             "acked_by": inc.acked_by,
@@ -76,7 +101,7 @@ def incident_from_json(text: str | None) -> Incident | None:
     return Incident(
         severity=Severity(d["severity"]),
         opened_at=parse_ts(d["opened_at"]),  # type: ignore[arg-type]
-        reason=d.get("reason", ""),
+        reason=reason_from_stored(d.get("reason", "")),
         escalated_at=parse_ts(d.get("escalated_at")),
         acked_at=parse_ts(d.get("acked_at")),
         acked_by=d.get("acked_by", ""),
@@ -128,7 +153,7 @@ def event_payload(event: Event, ont: Ont | None) -> dict[str, Any]:
         "kind": event.kind.value,
         "severity": event.severity.value,
         "at": ts(event.at),
-        "reason": event.reason,
+        "reason": reason_record(event.reason),
         "ont_id": event.ont_id,
         "area": event.area,
         "status": event.status.value if event.status else None,
@@ -149,7 +174,7 @@ def event_from_payload(payload: dict[str, Any]) -> Event:
         kind=EventKind(payload["kind"]),
         severity=Severity(payload["severity"]),
         at=parse_ts(payload["at"]),  # type: ignore[arg-type]
-        reason=payload.get("reason", ""),
+        reason=reason_from_stored(payload.get("reason", "")),
         ont_id=payload.get("ont_id", ""),
         area=payload.get("area", ""),
         status=Status(payload["status"]) if payload.get("status") else None,

@@ -7,7 +7,13 @@ from typing import Any
 
 from monitor.model import Ont, OntState, Status
 from monitor.ports import HistoryRow, Notification
-from storage.codec import STATE_COLUMNS, ont_from_row, parse_ts, state_from_row
+from storage.codec import (
+    STATE_COLUMNS,
+    ont_from_row,
+    parse_ts,
+    reason_from_stored,
+    state_from_row,
+)
 from storage.database import Database
 from storage.store import ONT_COLUMNS
 
@@ -129,7 +135,7 @@ class Queries:
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [
-            HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], r[7])  # type: ignore[arg-type]
+            HistoryRow(r[0], r[1], parse_ts(r[2]), r[3], r[4], r[5], r[6], reason_from_stored(r[7]))  # type: ignore[arg-type]
             for r in await self.db.fetchall(sql, params)
         ]
 

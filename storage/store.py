@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+from i18n import Lang
 from monitor.outages import MassOutage
 from monitor.ports import Batch, Mute, Snapshot
 from monitor.summary import summarize
@@ -16,6 +17,7 @@ from storage.codec import (
     ont_from_row,
     ont_row,
     parse_ts,
+    reason_json,
     state_from_row,
     state_row,
     ts,
@@ -28,8 +30,9 @@ ONT_COLUMNS = "id, name, customer_id, location, lat, lon, ip, area"
 class SqliteStore:
     """monitor.ports.Store on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lang: Lang = "id") -> None:
         self.db = db
+        self.lang = lang  # the service language: of the notifications' stored message
 
     async def load(self) -> Snapshot:
         """Inventory, states, mutes and open mass outages as stored."""
@@ -99,7 +102,7 @@ class SqliteStore:
                             h.status.value,
                             h.rto_count,
                             h.severity.value,
-                            h.reason,
+                            reason_json(h.reason),
                         )
                         for h in batch.history
                     ],
@@ -115,7 +118,7 @@ class SqliteStore:
                         event.severity.value,
                         event.ont_id,
                         event.area,
-                        summarize(event, ont),
+                        summarize(event, ont, self.lang),
                         json.dumps(event_payload(event, ont)),
                         int(event.notify),
                         len(chats),

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts import compose
 from bot.limits import MAX_TEXT, split, trim
-from monitor.model import Event, EventKind, Ont, Severity, Status
+from monitor.model import Event, EventKind, Ont, Reason, ReasonCode, Severity, Status
 from monitor.ports import OutboxRow
 from storage.codec import event_payload
 from tests.fakes.bot_api import parse_html
@@ -23,7 +23,14 @@ def row(i: int, event: Event, ont: Ont | None) -> OutboxRow:
 
 def opened(ont: Ont) -> Event:
     return Event(
-        EventKind.OPENED, Severity.WARNING, AT, "went OFF", ont.id, ont.area, Status.OFF, 0
+        EventKind.OPENED,
+        Severity.WARNING,
+        AT,
+        Reason(ReasonCode.WENT_OFF),
+        ont.id,
+        ont.area,
+        Status.OFF,
+        0,
     )
 
 
@@ -40,7 +47,7 @@ def test_resolved_states_duration_in_both_languages() -> None:
         EventKind.RESOLVED,
         Severity.WARNING,
         AT,
-        "ON",
+        Reason(ReasonCode.RECOVERED),
         "3",
         "A",
         Status.ON,
@@ -49,7 +56,8 @@ def test_resolved_states_duration_in_both_languages() -> None:
     )
     (en,) = compose(-100, [row(1, ev, NASTY)], "en", TZ, lambda _: None)
     (id_,) = compose(-100, [row(1, ev, NASTY)], "id", TZ, lambda _: None)
-    assert "2h 15m" in en.text and "2 j 15 m" in id_.text
+    assert "RECOVERED" in en.text and "2 h 15 min" in en.text
+    assert "PULIH" in id_.text and "2 jam 15 mnt" in id_.text
 
 
 def test_five_hundred_events_are_one_message_within_the_limit() -> None:
@@ -64,12 +72,18 @@ def test_five_hundred_events_are_one_message_within_the_limit() -> None:
 def test_mass_outage_lists_first_members_and_counts_the_rest() -> None:
     members = tuple(str(i) for i in range(40))
     ev = Event(
-        EventKind.MASS_OUTAGE, Severity.CRITICAL, AT, "40 of 50 OFF", area="Baciro", members=members
+        EventKind.MASS_OUTAGE,
+        Severity.CRITICAL,
+        AT,
+        Reason.of(ReasonCode.MASS_OUTAGE, count=40, size=50, window_s=120),
+        area="Baciro",
+        members=members,
     )
     names = {str(i): Ont(id=str(i), name=f"RT <{i}>", area="Baciro") for i in range(40)}
     (msg,) = compose(-100, [row(1, ev, None)], "en", TZ, names.get)
     visible, _ = parse_html(msg.text)
     assert "MASS OUTAGE" in visible and "RT <0> (id 0)" in visible and "and 25 more" in visible
+    assert "40 of 50 ONTs OFF within 2 min" in visible
     assert msg.markup is not None  # mute area / map area
 
 
@@ -78,7 +92,7 @@ def test_area_reminder_in_both_languages_with_the_area_buttons() -> None:
         EventKind.REMINDER,
         Severity.CRITICAL,
         AT,
-        "still 3 of 6 ONTs OFF, unacknowledged for 2 h 5 min",
+        Reason.of(ReasonCode.AREA_REMINDER, down=3, size=6, open_s=7500),
         area="A&B <x>",
         status=Status.OFF,
         members=("1", "2", "3"),
@@ -89,10 +103,11 @@ def test_area_reminder_in_both_languages_with_the_area_buttons() -> None:
     (id_,) = compose(-100, [row(1, ev, None)], "id", TZ, names.get)
     visible, _ = parse_html(en.text)
     assert (
-        "Reminder: MASS OUTAGE · A&B <x>" in visible and "3 ONTs still down after 2h 5m" in visible
+        "Reminder: MASS OUTAGE · A&B <x>" in visible
+        and "3 ONTs still down after 2 h 5 min" in visible
     )
     assert "RT <3> (id 3)" in visible
-    assert "Pengingat GANGGUAN MASSAL" in id_.text and "sudah 2 j 5 m" in id_.text
+    assert "Pengingat GANGGUAN MASSAL" in id_.text and "sudah 2 jam 5 mnt" in id_.text
     assert en.markup is not None
     data = [b.callback_data for r in en.markup.inline_keyboard for b in r]
     assert data == ["aa:A&B <x>", "ma:A&B <x>", "pa:A&B <x>"]

@@ -48,7 +48,7 @@ async def test_five_steps_one_message_each_in_real_time(start_bot: Start) -> Non
     assert len(texts) == 5
     for text, word in zip(texts, EXPECTED, strict=True):
         assert word in text and 'Pos <RT 01> & "RW" 02' in text
-    assert "after 2m down" in texts[1] and "after 2m down" in texts[3]
+    assert "after 2 min down" in texts[1] and "after 2 min down" in texts[3]
     assert "escalated" not in texts[4] and "rto 3" in texts[4]
     for call in h.fake.messages_to(GROUP):
         parse_html(call.text or "")

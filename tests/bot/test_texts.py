@@ -9,11 +9,11 @@ from bot.texts import Html, duration, t
 
 
 def test_durations() -> None:
-    assert duration(timedelta(hours=2, minutes=15), "id") == "2 j 15 m"
-    assert duration(timedelta(hours=2, minutes=15), "en") == "2h 15m"
-    assert duration(timedelta(days=3, hours=4, minutes=5), "en") == "3d 4h"
-    assert duration(timedelta(seconds=45), "id") == "45 d"
-    assert duration(timedelta(0), "en") == "0s"
+    assert duration(timedelta(hours=2, minutes=15), "id") == "2 jam 15 mnt"
+    assert duration(timedelta(hours=2, minutes=15), "en") == "2 h 15 min"
+    assert duration(timedelta(days=3, hours=4, minutes=5), "en") == "3 d 4 h"
+    assert duration(timedelta(seconds=45), "id") == "45 dtk"  # seconds, never read as days
+    assert duration(timedelta(0), "en") == "0 s"
 
 
 def test_values_are_escaped_unless_html() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
-from monitor.model import EventKind, Observation, Severity, Source, Status
+from monitor.model import EventKind, Observation, ReasonCode, Severity, Source, Status
 from monitor.ports import Batch, StaticRouter
 from storage.database import Database
 from storage.queries import Queries
@@ -313,7 +313,9 @@ async def test_mute_expiry_reminds_of_what_is_still_down(
     clock.advance(minutes=11)
     events = await engine.tick()
     assert [(e.ont_id, e.kind.value, e.notify) for e in events] == [("1", "reminder", True)]
-    assert "mute ended" in events[0].reason
+    why = events[0].reason
+    assert why.code is ReasonCode.MUTE_ENDED and why.param("severity") == "warning"
+    assert why.param("cause").code is ReasonCode.WENT_OFF  # type: ignore[union-attr]
 
 
 async def test_stable_probes_are_not_rewritten_each_sweep(

@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.model import EventKind, Incident, Ont, OntState, Severity, Status, Thresholds
+from monitor.model import (
+    EventKind,
+    Incident,
+    Ont,
+    OntState,
+    Reason,
+    ReasonCode,
+    Severity,
+    Status,
+    Thresholds,
+)
 from monitor.outages import MassOutage, acknowledge, assess_area, is_down, qualifies
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -21,7 +31,9 @@ def area(n: int, off: dict[int, float]) -> list[tuple[Ont, OntState]]:
         ont = Ont(id=str(i), area="Baciro")
         if i in off:
             since = T0 - timedelta(minutes=off[i])
-            incident = Incident(Severity.WARNING, opened_at=since, reason="went OFF")
+            incident = Incident(
+                Severity.WARNING, opened_at=since, reason=Reason(ReasonCode.WENT_OFF)
+            )
             state = OntState(str(i), Status.OFF, status_since=since, incident=incident)
         else:
             state = OntState(str(i), Status.ON, status_since=T0 - timedelta(days=1))
@@ -171,7 +183,8 @@ def test_resolution_counts_and_duration() -> None:
     verdict = assess(area(40, dict.fromkeys(range(1, 3), 5)), ACTIVE)
     (event,) = verdict.events
     assert event.duration == timedelta(minutes=5)
-    assert len(event.members) == 10 and "10 of 12 ONTs back, 2 still OFF" in event.reason
+    assert len(event.members) == 10
+    assert event.reason == Reason.of(ReasonCode.MASS_OUTAGE_ENDED, back=10, members=12, still_off=2)
     assert verdict.release == {"1", "2"}
 
 
@@ -183,7 +196,7 @@ def test_area_reminder_says_what_is_still_down_and_is_remembered() -> None:
     assert (event.area, event.ont_id) == ("Baciro", "")
     assert event.members == tuple(str(i) for i in range(1, 11))
     assert event.duration == timedelta(minutes=125)
-    assert event.reason == "still 10 of 40 ONTs OFF, unacknowledged for 2 h 5 min"
+    assert event.reason == Reason.of(ReasonCode.AREA_REMINDER, down=10, size=40, open_s=7500)
     assert verdict.outage is not None and verdict.outage.last_notified_at == T0
     assert verdict.fold == verdict.outage.members  # members still speak through the area
 
@@ -217,7 +230,11 @@ def test_lost_probes_count_before_the_off() -> None:
                 Status.ON,
                 rto_count=1,
                 status_since=T0 - timedelta(days=1),
-                incident=Incident(Severity.WARNING, opened_at=T0, reason="rto 1"),
+                incident=Incident(
+                    Severity.WARNING,
+                    opened_at=T0,
+                    reason=Reason.of(ReasonCode.RTO_ABOVE_ZERO, rto=1),
+                ),
             ),
         )
         for o, _ in items[:6]

@@ -14,6 +14,8 @@ from monitor.model import (
     Observation,
     Ont,
     OntState,
+    Reason,
+    ReasonCode,
     Severity,
     Source,
     Status,
@@ -30,7 +32,7 @@ def st(status: Status = Status.ON, rto: int = 0, since: timedelta = timedelta(0)
 
 
 def inc(sev: Severity, ago: timedelta = timedelta(minutes=5), **kw) -> Incident:
-    return Incident(severity=sev, opened_at=T0 - ago, reason="x", **kw)
+    return Incident(severity=sev, opened_at=T0 - ago, reason=Reason(ReasonCode.WENT_OFF), **kw)
 
 
 @dataclass(frozen=True)

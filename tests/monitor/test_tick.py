@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import rules
-from monitor.model import EventKind, Incident, Ont, OntState, Severity, Status, Thresholds
+from monitor.model import (
+    EventKind,
+    Incident,
+    Ont,
+    OntState,
+    Reason,
+    ReasonCode,
+    Severity,
+    Status,
+    Thresholds,
+)
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 TH = Thresholds()
@@ -18,7 +28,8 @@ M = timedelta(minutes=1)
 
 def off_for(minutes: float, severity: Severity = Severity.WARNING, **inc: object) -> OntState:
     since = T0 - minutes * M
-    incident = Incident(severity=severity, opened_at=since, reason="went OFF", **inc)  # type: ignore[arg-type]
+    why = Reason(ReasonCode.WENT_OFF)
+    incident = Incident(severity=severity, opened_at=since, reason=why, **inc)  # type: ignore[arg-type]
     return OntState(ont_id="9", status=Status.OFF, status_since=since, incident=incident)
 
 
@@ -114,7 +125,9 @@ def test_flapping_ends_once_when_stable() -> None:
     assert d.events == () and d.state.flapping  # changes 8..13 min ago: still in the window
     d = rules.tick(ONT, flapping, T0 + 11 * M, rules.Context(TH))
     assert [e.kind for e in d.events] == [EventKind.FLAPPING_ENDED]
-    assert "now ON" in d.events[0].reason and not d.state.flapping
+    why = d.events[0].reason
+    assert why == Reason.of(ReasonCode.FLAPPING_ENDED, window_s=600, status="ON")
+    assert not d.state.flapping
     again = rules.tick(ONT, d.state, T0 + 12 * M, rules.Context(TH))
     assert again.events == ()
 
