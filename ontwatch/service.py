@@ -25,7 +25,7 @@ from monitor.ports import AlertSink, Clock, Router, StaticRouter
 from monitor.prober import Prober
 from monitor.summary import summarize
 from monitor.sweep import Sweeper
-from ontwatch import health, metrics
+from ontwatch import connections, health, metrics
 from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
@@ -220,13 +220,22 @@ class Service:
         # web pages (web/app.py) are added here
         # the live event stream (web/events.py) is added here
         # access control and security headers (web/auth.py) are added here
-        self.runner = web.AppRunner(app, access_log=None)
+        # Idle sockets are closed after IDLE_TIMEOUT (also before their first request), and
+        # connections beyond a cap below RLIMIT_NOFILE get a 503 (ontwatch/connections.py).
+        self.runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=connections.IDLE_TIMEOUT
+        )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, s.http_host, s.http_port, reuse_address=True)
+        cap = connections.connection_cap()
+        site = connections.CappedSite(self.runner, s.http_host, s.http_port, cap=cap)
         await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
+        sockets = site.sockets
         self.port = sockets[0].getsockname()[1] if sockets else s.http_port
+        log.info(
+            "HTTP: at most %d connections, idle ones closed after %.0f s",
+            cap,
+            connections.IDLE_TIMEOUT,
+        )
 
     async def stop(self) -> None:
         """Stop serving, let the engine finish queued writes, close the database."""
