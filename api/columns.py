@@ -34,6 +34,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "status": ("status", "state", "kondisi"),
     "rto_count": ("rto count", "rto", "jumlah rto"),
     "last_on": ("last on", "terakhir on", "terakhir online", "last online"),
+    "status_since": ("status since", "since", "sejak", "down since"),
 }
 
 _SEPARATORS = re.compile(r"[\s_\-.]+")

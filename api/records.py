@@ -162,8 +162,12 @@ class OntRecord(BaseModel):
         return value
 
     def to_ont(self) -> Ont:
-        """The inventory part; the area defaults to the name's first word (the kelurahan)."""
-        area = self.area or (self.name.split()[0] if self.name.split() else "")
+        """The inventory part; with no area given, the area is the name's first word (kelurahan).
+
+        An area given empty (an empty cell of an area column) stays empty.
+        """
+        derive = "area" not in self.model_fields_set and self.name.split()
+        area = self.name.split()[0] if derive else self.area
         return Ont(
             id=self.id,
             name=self.name,
@@ -403,7 +407,10 @@ def check_rows(
             report.result = "refused"
             first = seen_ids[record.id]
             report.errors.append(
-                {"field": _header(cmap, "id"), "message": f"duplicate id, first seen in row {first}"}
+                {
+                    "field": _header(cmap, "id"),
+                    "message": f"duplicate id, first seen in row {first}",
+                }
             )
             continue
         seen_ids[record.id] = number
@@ -425,9 +432,7 @@ def _header(cmap: ColumnMap | None, name: str) -> str:
     return cmap.header(name) if cmap is not None else name
 
 
-def _check_row(
-    raw: Any, number: int, cmap: ColumnMap | None
-) -> tuple[RowReport, OntRecord | None]:
+def _check_row(raw: Any, number: int, cmap: ColumnMap | None) -> tuple[RowReport, OntRecord | None]:
     """One row validated; the report names the file's own column in each error."""
     if not isinstance(raw, Mapping) or cmap is None:
         report = RowReport(row=number, id=None, result="refused")
