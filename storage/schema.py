@@ -106,6 +106,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE mass_outages ADD COLUMN acked_at TEXT;
     ALTER TABLE mass_outages ADD COLUMN acked_by TEXT NOT NULL DEFAULT '';
     """,
+    # 5: web users (scrypt password hashes) and their sessions (only a hash of the id is kept)
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        password TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    """,
 ]
 
 
