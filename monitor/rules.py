@@ -129,7 +129,9 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
         events = ()  # an import sets a baseline (incidents included); it is not news
         if new.incident is not None and state.incident is None:
             # Known to whoever migrated: no reminders for it; its recovery is still announced.
-            new = new.evolve(incident=replace(new.incident, acked_at=at, acked_by="import"))
+            new = new.evolve(incident=replace(new.incident, acked_at=at, acked_by=BASELINE_BY))
+    elif is_baseline(state.incident):
+        new, events = _quiet_baseline(new, events, status_changed)
     changed = (new.status, new.rto_count, new.incident, new.flapping) != (
         state.status,
         state.rto_count,
@@ -138,6 +140,27 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
     )
     why = event.reason if event else (reason if changed else Reason(ReasonCode.UNCHANGED))
     return Decision(state=new, events=events, reason=why, changed=changed)
+
+
+BASELINE_BY = "import"  # acked_by of an incident that came with an import (a silent baseline)
+
+
+def is_baseline(incident: Incident | None) -> bool:
+    """An incident imported as a baseline: it raises nothing until the ONT's status changes."""
+    return incident is not None and incident.acked_by == BASELINE_BY
+
+
+def _quiet_baseline(
+    new: OntState, events: tuple[Event, ...], status_changed: bool
+) -> tuple[OntState, tuple[Event, ...]]:
+    """A baseline incident escalates without a word while the status holds (probes counting
+    lost echoes, pushes repeating OFF); its recovery is announced; once the status has
+    changed it is an ordinary incident."""
+    if new.incident is None:
+        return new, events  # resolved: the recovery is news
+    if status_changed:
+        return new.evolve(incident=replace(new.incident, acked_at=None, acked_by="")), events
+    return new, tuple(e for e in events if e.kind is not EventKind.ESCALATED)
 
 
 def check_inventory(old: Ont | None, new: Ont, at: datetime) -> Event | None:
@@ -206,7 +229,7 @@ def tick(ont: Ont, state: OntState, now: datetime, ctx: Context) -> Decision:
     if new.incident is not None and target.rank > new.incident.severity.rank:
         incident, event = advance_incident(new, target, reason, now)
         new = new.evolve(incident=incident)
-        if event is not None:
+        if event is not None and not is_baseline(incident):  # a baseline escalates silently
             events.append(_routed(event, ont, ctx, new.flapping))
             reasons.append(reason)
 
