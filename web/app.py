@@ -46,6 +46,9 @@ class WebDeps:
     lang: texts.Lang = "id"
     renderer: MapRenderer | None = None
     tile_wait: float = 2.0  # seconds a browser's tile request may wait for the tile server
+    # The event stream's newest frame id when a page is rendered: its stream starts there
+    # (?last_id=), so nothing committed between the render and the connect is missed.
+    last_event_id: Callable[[], int | None] | None = None
 
 
 WEB = web.AppKey("web", WebDeps)
@@ -87,7 +90,9 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     """What every template sees: language, labels, zone, who is looking."""
     lang = request_lang(request)
     principal = request.get("principal")
+    position = web_deps(request).last_event_id
     return {
+        "last_event_id": position() if position is not None else None,
         "lang": lang,
         "other_lang": texts.other(lang),
         "t": texts.labels(lang),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from i18n import LANGS, Lang
+from i18n.durations import UNITS
+from i18n.words import KIND, SEVERITY, STATUS, kind_label, severity_label, status_label
 
-Lang = Literal["id", "en"]
-LANGS: tuple[Lang, ...] = ("id", "en")
+__all__ = ["LANGS", "Lang", "js_labels", "label", "labels", "lang_of", "other"]
 
 LABELS: dict[str, dict[Lang, str]] = {
     # header, navigation, common
@@ -23,13 +24,6 @@ LABELS: dict[str, dict[Lang, str]] = {
     "close": {"id": "Tutup", "en": "Close"},
     "none": {"id": "tidak ada", "en": "none"},
     "more_rows": {"id": "dan {n} lainnya", "en": "and {n} more"},
-    # status, severity
-    "status_ON": {"id": "Online", "en": "Online"},
-    "status_OFF": {"id": "Mati", "en": "Offline"},
-    "status_UNKNOWN": {"id": "Tidak diketahui", "en": "Unknown"},
-    "severity_ok": {"id": "Normal", "en": "OK"},
-    "severity_warning": {"id": "Peringatan", "en": "Warning"},
-    "severity_critical": {"id": "Kritis", "en": "Critical"},
     # dashboard
     "dashboard_title": {"id": "Dasbor jaringan", "en": "Network dashboard"},
     "stat_total": {"id": "Total ONT", "en": "Total ONTs"},
@@ -40,7 +34,10 @@ LABELS: dict[str, dict[Lang, str]] = {
     "incidents_by_severity": {"id": "Insiden per tingkat", "en": "Incidents by severity"},
     "outages": {"id": "Gangguan massal", "en": "Mass outages"},
     "no_outages": {"id": "Tidak ada gangguan massal.", "en": "No mass outages."},
-    "outage_line": {"id": "{count} ONT mati sejak {since}", "en": "{count} ONTs down since {since}"},
+    "outage_line": {
+        "id": "{count} ONT mati sejak {since}",
+        "en": "{count} ONTs down since {since}",
+    },
     "acked": {"id": "diakui", "en": "acknowledged"},
     "worst_areas": {"id": "Area terburuk", "en": "Worst areas"},
     "no_worst_areas": {"id": "Semua area normal.", "en": "Every area is fine."},
@@ -92,7 +89,10 @@ LABELS: dict[str, dict[Lang, str]] = {
     "popup_location": {"id": "Lokasi", "en": "Location"},
     "popup_details": {"id": "Detail dan riwayat", "en": "Details and history"},
     "popup_navigate": {"id": "Navigasi (Google Maps)", "en": "Navigate (Google Maps)"},
-    "map_attribution": {"id": "Peta © kontributor OpenStreetMap", "en": "Map © OpenStreetMap contributors"},
+    "map_attribution": {
+        "id": "Peta © kontributor OpenStreetMap",
+        "en": "Map © OpenStreetMap contributors",
+    },
     # notifications page
     "notifications_title": {"id": "Riwayat notifikasi", "en": "Notification history"},
     "filter": {"id": "Saring", "en": "Filter"},
@@ -134,37 +134,26 @@ LABELS: dict[str, dict[Lang, str]] = {
     "error_404": {"id": "Halaman tidak ditemukan.", "en": "Page not found."},
     "error_unknown_ont": {"id": "ONT {id} tidak dikenal.", "en": "Unknown ONT {id}."},
     "error_400": {"id": "Permintaan tidak valid: {detail}", "en": "Invalid request: {detail}"},
-    "error_500": {"id": "Terjadi kesalahan di server.", "en": "Something went wrong on the server."},
+    "error_500": {
+        "id": "Terjadi kesalahan di server.",
+        "en": "Something went wrong on the server.",
+    },
     "error_503": {
         "id": "Penyimpanan tidak tersedia, coba lagi.",
         "en": "Storage unavailable, try again.",
     },
-    "error_other": {"id": "Permintaan tidak dapat dilayani.", "en": "The request could not be served."},
+    "error_other": {
+        "id": "Permintaan tidak dapat dilayani.",
+        "en": "The request could not be served.",
+    },
     "back_home": {"id": "Kembali ke dasbor", "en": "Back to the dashboard"},
-    # durations (short units)
-    "unit_d": {"id": "hr", "en": "d"},
-    "unit_h": {"id": "j", "en": "h"},
-    "unit_m": {"id": "m", "en": "m"},
-    "unit_s": {"id": "d", "en": "s"},
-    # notification kinds
-    "kind_opened": {"id": "dibuka", "en": "opened"},
-    "kind_escalated": {"id": "meningkat", "en": "escalated"},
-    "kind_resolved": {"id": "pulih", "en": "resolved"},
-    "kind_reminder": {"id": "pengingat", "en": "reminder"},
-    "kind_invalid_ip": {"id": "IP tidak valid", "en": "invalid IP"},
-    "kind_flapping": {"id": "naik-turun", "en": "flapping"},
-    "kind_flapping_ended": {"id": "naik-turun berhenti", "en": "flapping ended"},
-    "kind_mass_outage": {"id": "gangguan massal", "en": "mass outage"},
-    "kind_mass_outage_resolved": {"id": "gangguan massal pulih", "en": "mass outage resolved"},
-    "kind_monitor_offline": {"id": "pemantau mati", "en": "monitor offline"},
-    "kind_monitor_online": {"id": "pemantau hidup", "en": "monitor online"},
 }
 
 # Labels the ES modules need (markers, tooltips, popups, toasts, live status, durations).
 JS_KEYS: tuple[str, ...] = tuple(
     k
     for k in LABELS
-    if k.startswith(("status_", "severity_", "unit_", "kind_", "live_", "popup_", "legend_"))
+    if k.startswith(("live_", "popup_", "legend_"))
     or k
     in {
         "col_rto",
@@ -199,14 +188,24 @@ def other(lang: Lang) -> Lang:
     return "en" if lang == "id" else "id"
 
 
+def words(lang: Lang) -> dict[str, str]:
+    """The bot's words for statuses, severities, kinds and duration units (i18n/)."""
+    out = {f"status_{k}": status_label(k, lang) for k in STATUS}
+    out.update({f"severity_{k}": severity_label(k, lang) for k in SEVERITY})
+    out.update({f"kind_{k}": kind_label(k, lang) for k in KIND})
+    units = UNITS.get(lang, UNITS["en"])
+    out.update({f"unit_{k}": u for k, u in zip(("d", "h", "m", "s"), units, strict=True)})
+    return out
+
+
 def labels(lang: Lang) -> dict[str, str]:
     """Every label in one language (templates read them as t.<key>)."""
-    return {key: entry[lang] for key, entry in LABELS.items()}
+    return {**{key: entry[lang] for key, entry in LABELS.items()}, **words(lang)}
 
 
 def js_labels(lang: Lang) -> dict[str, str]:
     """The labels the ES modules use, in one language."""
-    return {key: LABELS[key][lang] for key in JS_KEYS}
+    return {**{key: LABELS[key][lang] for key in JS_KEYS}, **words(lang)}
 
 
 def label(lang: Lang, key: str, **values: object) -> str:

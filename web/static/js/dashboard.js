@@ -1,0 +1,167 @@
+// The dashboard: counts, severities, outages, worst areas, offline list and latest notifications, live.
+
+import { el, ontHref, syncEmpty } from "./dom.js";
+import { duration, since, t, when } from "./format.js";
+import { initHeader } from "./header.js";
+import { initKeys } from "./keys.js";
+import { on, reloadPage, start } from "./live.js";
+
+const OFFLINE_ROWS = 500;
+const LATEST_ITEMS = 20;
+const WORST_AREAS = 10;
+const AREAS_EVERY_MS = 2000;
+
+function setText(id, value) {
+  const node = document.getElementById(id);
+  if (node && value !== undefined && value !== null) node.textContent = String(value);
+}
+
+function applyStats(s) {
+  setText("stat-total", s.total);
+  setText("stat-online", s.online);
+  setText("stat-offline", s.offline);
+  setText("stat-unknown", s.unknown);
+  setText("stat-unread", s.unread);
+  if (s.by_severity) {
+    setText("sev-warning", s.by_severity.warning);
+    setText("sev-critical", s.by_severity.critical);
+  }
+  if (Array.isArray(s.outages)) renderOutages(s.outages);
+}
+
+function renderOutages(outages) {
+  const list = document.getElementById("outages");
+  if (!list) return;
+  const rows = outages.map((o) => el(
+    "li",
+    { "data-area": o.area, class: o.acked ? "acked" : "unacked" },
+    el("a", { class: "area", href: "/map?area=" + encodeURIComponent(o.area), text: o.area }), " ",
+    el("span", { class: "line", text: t("outage_line", { count: o.count, since: when(o.started_at) }) }),
+    o.acked ? el("span", { class: "tag", text: t("acked") }) : null,
+  ));
+  list.replaceChildren(...rows);
+  syncEmpty(list);
+}
+
+// Worst areas come from /api/stats (by area); re-read at most every couple of seconds.
+let areasTimer = null;
+let areasDue = false;
+
+function refreshAreasSoon() {
+  areasDue = true;
+  if (areasTimer !== null) return;
+  areasTimer = setTimeout(async () => {
+    areasTimer = null;
+    if (!areasDue) return;
+    areasDue = false;
+    try {
+      const response = await fetch("/api/stats", { headers: { Accept: "application/json" } });
+      if (response.ok) renderAreas((await response.json()).by_area || {});
+    } catch (err) {
+      console.warn("dashboard: stats fetch failed", err);
+    }
+  }, AREAS_EVERY_MS);
+}
+
+function renderAreas(byArea) {
+  const list = document.getElementById("worst-areas");
+  if (!list) return;
+  const areas = Object.entries(byArea)
+    .map(([area, c]) => ({ area, ...c }))
+    .filter((a) => a.offline || a.critical)
+    .sort((a, b) => b.offline - a.offline || b.critical - a.critical || a.area.localeCompare(b.area))
+    .slice(0, WORST_AREAS);
+  list.replaceChildren(...areas.map((a) => el(
+    "li",
+    { "data-area": a.area },
+    el("a", { class: "area", href: "/map?area=" + encodeURIComponent(a.area), text: a.area || "-" }), " ",
+    el("span", { class: "line", text: t("area_line", a) }),
+  )));
+  syncEmpty(list);
+}
+
+function offlineRow(ont) {
+  const from = ont.status_since || ont.last_seen;
+  return el(
+    "tr",
+    { "data-ont-id": ont.id, "data-since": from || "", class: `sev-${ont.severity}` },
+    el("td", { class: "id" }, el("a", { href: ontHref(ont.id), text: ont.id })),
+    el("td", { class: "name", text: ont.name || "" }),
+    el("td", { class: "area", text: ont.area || "" }),
+    el("td", { class: "rto", text: ont.rto_count }),
+    el("td", { class: "since", text: when(from) }),
+    el("td", { class: "duration", text: duration(since(from)) }),
+  );
+}
+
+function sinceKey(row) {
+  const time = Date.parse(row.dataset.since || "");
+  return Number.isNaN(time) ? Infinity : time;
+}
+
+function applyOnts(data) {
+  const body = document.getElementById("offline-list");
+  if (!body) return;
+  const rows = new Map([...body.children].map((row) => [row.dataset.ontId, row]));
+  let changed = false;
+  for (const id of data.deleted || []) {
+    if (rows.has(id)) {
+      rows.get(id).remove();
+      rows.delete(id);
+      changed = true;
+    }
+  }
+  for (const ont of data.onts || []) {
+    const old = rows.get(ont.id);
+    if (ont.status === "OFF") {
+      const row = offlineRow(ont);
+      if (old) old.replaceWith(row);
+      rows.set(ont.id, row);
+      changed = true;
+    } else if (old) {
+      old.remove();
+      rows.delete(ont.id);
+      changed = true;
+    }
+  }
+  if (changed) {
+    const sorted = [...rows.values()];
+    sorted.sort((a, b) => sinceKey(a) - sinceKey(b) || a.dataset.ontId.localeCompare(b.dataset.ontId, undefined, { numeric: true }));
+    body.replaceChildren(...sorted.slice(0, OFFLINE_ROWS));
+    syncEmpty(body);
+  }
+  refreshAreasSoon();
+}
+
+function applyNotifications(data) {
+  const list = document.getElementById("latest-notifications");
+  if (!list) return;
+  for (const item of data.items || []) {
+    if (list.querySelector(`li[data-id="${CSS.escape(String(item.id))}"]`)) continue;
+    list.prepend(el(
+      "li",
+      { "data-id": item.id, class: `${item.read ? "read" : "unread"} sev-${item.severity}` },
+      el("span", { class: "when", text: when(item.created_at) }), " ",
+      el("span", { class: "sev", text: t("severity_" + item.severity) }), " ",
+      el("a", { class: "text", href: item.ont_id ? ontHref(item.ont_id) : "/notifications", text: item.text || item.message || "" }),
+    ));
+  }
+  while (list.children.length > LATEST_ITEMS) list.lastElementChild.remove();
+  syncEmpty(list);
+}
+
+function tickDurations() {
+  for (const row of document.querySelectorAll("#offline-list tr[data-since]")) {
+    const cell = row.querySelector(".duration");
+    if (cell) cell.textContent = duration(since(row.dataset.since));
+  }
+}
+
+initHeader();
+initKeys();
+on("stats", applyStats);
+on("onts", applyOnts);
+on("notifications", applyNotifications);
+on("reload", reloadPage);
+setInterval(tickDurations, 15000);
+start();
