@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -93,6 +93,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status_code < 400:
             raise
+        if exc.content_type == "text/html" and not request.path.startswith("/api/"):
+            raise  # an HTML error page of a page route (web/app.py)
         raise ApiError(exc.status_code, exc.reason) from None
     except UnknownOnt as exc:
         raise ApiError(404, "unknown ONT", {"id": exc.ont_id}) from None
@@ -372,6 +374,79 @@ async def mark_read(request: web.Request) -> web.Response:
 async def mark_all_read(request: web.Request) -> web.Response:
     """Mark every notification read."""
     return web.json_response({"marked": await deps(request).reads.mark_read(None)})
+
+
+# -- operator actions (the ONT page's buttons) --------------------------------------------
+
+ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
+MAX_MUTE_MINUTES = 7 * 24 * 60
+
+
+def _actor(request: web.Request) -> str:
+    """Who acts: the logged-in principal (operator or admin), else the API client."""
+    principal = request.get("principal")
+    if principal is None:
+        return "web"
+    role = getattr(principal, "role", "viewer")
+    role = role if isinstance(role, str) else getattr(role, "name", str(role))
+    if ROLE_RANK.get(str(role).lower(), 0) < ROLE_RANK["operator"]:
+        raise ApiError(403, "operator role required", {"role": str(role).lower()})
+    return str(getattr(principal, "name", "") or "web")
+
+
+def _mute_minutes(body: Any) -> int:
+    raw = body.get("minutes") if isinstance(body, dict) else None
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():  # not '²'
+        raw = int(raw.strip()[:12])
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_MUTE_MINUTES:
+        message = f"minutes must be an integer from 1 to {MAX_MUTE_MINUTES}"
+        raise ApiError(422, "invalid minutes", [{"field": "minutes", "message": message}])
+    return raw
+
+
+@routes.post("/api/onts/{id}/ack")
+async def ack_ont(request: web.Request) -> web.Response:
+    """Acknowledge the ONT's open incident (stops reminders)."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    state, reason = await d.engine.ack(ont_id, _actor(request))
+    inc = state.incident
+    acked = inc is not None and inc.acked_at is not None
+    return web.json_response({"id": ont_id, "acked": acked, "reason": reason})
+
+
+@routes.post("/api/onts/{id}/mute")
+async def mute_ont(request: web.Request) -> web.Response:
+    """Silence the ONT's alerts for {"minutes": n}."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    by = _actor(request)
+    minutes = _mute_minutes(await read_body(request, MAX_PUSH_BODY))
+    until = d.clock() + timedelta(minutes=minutes)
+    mute = await d.engine.mute(f"ont:{ont_id}", until, by)
+    return web.json_response({"id": ont_id, "muted_until": mute.until.isoformat(), "by": by})
+
+
+@routes.post("/api/onts/{id}/unmute")
+async def unmute_ont(request: web.Request) -> web.Response:
+    """Lift the ONT's silence."""
+    d = deps(request)
+    ont_id = request.match_info["id"]
+    _actor(request)
+    if d.engine.get(ont_id) is None:
+        raise UnknownOnt(ont_id)
+    return web.json_response({"id": ont_id, "unmuted": await d.engine.unmute(f"ont:{ont_id}")})
+
+
+@routes.post("/api/areas/{area}/ack")
+async def ack_area(request: web.Request) -> web.Response:
+    """Acknowledge the area's open mass outage."""
+    d = deps(request)
+    area = request.match_info["area"]
+    outage, reason = await d.engine.ack_area(area, _actor(request))
+    if outage is None:
+        raise ApiError(404, "no open mass outage", {"area": area})
+    return web.json_response({"area": area, "acked": outage.acked_at is not None, "reason": reason})
 
 
 @routes.get("/api/stats")

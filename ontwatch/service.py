@@ -25,6 +25,7 @@ from monitor.ports import AlertSink, Clock, Router, StaticRouter
 from monitor.prober import Prober
 from monitor.summary import summarize
 from monitor.sweep import Sweeper
+from monitor.view import EngineView
 from ontwatch import connections, health, metrics
 from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
@@ -218,6 +219,20 @@ class Service:
         )
         app = create_app(deps)
         # web pages (web/app.py) are added here
+        from web import app as web_app
+
+        web_app.setup(
+            app,
+            web_app.WebDeps(
+                view=EngineView(self.engine),
+                reads=self.reads,
+                clock=self.clock,
+                tz=s.tz,
+                lang=s.lang,
+                renderer=self.maps,
+                last_event_id=lambda: self.events.last_id if self.events is not None else None,
+            ),
+        )
         # the live event stream (web/events.py) is added here
         # access control and security headers (web/auth.py) are added here
         # Idle sockets are closed after IDLE_TIMEOUT (also before their first request), and
