@@ -203,6 +203,11 @@ class Service:
         scrape = metrics.Scrape(pending, oldest, by_state)
         return metrics.render(metrics.OntwatchCollector(self.engine, self.prober, delivery, scrape))
 
+    def _last_event_id(self) -> int | None:
+        """The event stream's newest frame id (pages start their stream there)."""
+        hub = getattr(self, "events", None)
+        return hub.last_id if hub is not None else None
+
     async def _start_http(self) -> None:
         assert self.engine is not None and self.reads is not None
         s = self.settings
@@ -230,7 +235,7 @@ class Service:
                 tz=s.tz,
                 lang=s.lang,
                 renderer=self.maps,
-                last_event_id=lambda: self.events.last_id if self.events is not None else None,
+                last_event_id=self._last_event_id,
             ),
         )
         # the live event stream (web/events.py) is added here
