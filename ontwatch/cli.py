@@ -207,9 +207,25 @@ def cmd_backup(settings: Settings, keep: int | None) -> int:
     target_dir = settings.backup_dir or settings.db.parent / "backups"
     try:
         target = backups.backup(settings.db, target_dir, keep or settings.backup_keep)
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
+    except (FileNotFoundError, backups.BackupFailed) as exc:
+        raise CliError(str(exc)) from None  # a failed copy is kept in <dir>/failed/
     print(f"backup written: {target} ({target.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_restore(settings: Settings, backup_file: Path) -> int:
+    """Replace the database with a backup that passes its integrity check; service stopped."""
+    if ApiClient(settings).running():
+        raise CliError("the service is running: stop it first (systemctl stop ontwatch)")
+    if not backup_file.is_file():
+        raise CliError(f"{backup_file}: no such backup file")
+    try:
+        kept = backups.restore(backup_file, settings.db)
+    except backups.BackupFailed as exc:
+        raise CliError(f"{exc}; the database was not changed") from None
+    print(f"restored {settings.db} from {backup_file}")
+    if kept is not None:
+        print(f"the previous database is kept as {kept}")
     return 0
 
 
@@ -236,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", type=Path)
     bak = sub.add_parser("backup", help="online backup of the database, rotated")
     bak.add_argument("--keep", type=int, default=None)
+    res = sub.add_parser("restore", help="replace the database with a backup (service stopped)")
+    res.add_argument("file", type=Path)
     return p
 
 
@@ -256,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(settings, args.file)
         if args.command == "backup":
             return cmd_backup(settings, args.keep)
+        if args.command == "restore":
+            return cmd_restore(settings, args.file)
     except SettingsError as exc:
         print(f"ontwatch: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG

@@ -9,8 +9,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from storage import backup as backups
 from storage.database import Database
 
 LOOP_LAG_LIMIT = 2.0  # seconds late a 0.25 s heartbeat may be before the loop counts as stalled
@@ -89,6 +91,7 @@ async def check(
     writer_alive: Callable[[], bool],
     bot_enabled: bool,
     now: datetime,
+    backup_dir: Path | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Run every check; healthy only when all pass. The detail says which failed and why."""
     problems: list[str] = []
@@ -102,6 +105,12 @@ async def check(
     pending, age = await outbox_age(db, now)
     if bot_enabled and age > OUTBOX_STUCK_AFTER.total_seconds():
         problems.append(f"outbox stuck: {pending} messages undelivered, oldest {age:.0f} s old")
+    failed = await asyncio.to_thread(backups.last_failure, backup_dir) if backup_dir else None
+    if failed is not None:
+        problems.append(
+            f"the last backup failed its integrity check ({failed.at:%Y-%m-%d %H:%M} UTC: "
+            f"{failed.problems}); it is kept aside as {failed.path}"
+        )
     detail = {
         "loop_lag_s": round(lag, 3),
         "outbox_pending": pending,

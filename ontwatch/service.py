@@ -141,7 +141,12 @@ class Service:
         backup_dir = s.backup_dir or s.db.parent / "backups"
 
         async def backup_job() -> None:
-            path = await asyncio.to_thread(backups.backup, s.db, backup_dir, s.backup_keep)
+            try:
+                path = await asyncio.to_thread(backups.backup, s.db, backup_dir, s.backup_keep)
+            except backups.BackupFailed as exc:  # kept aside; /healthz reports it too
+                log.error("%s; the good backups were left in place", exc)
+                alerts_log.error("ALERT CRITICAL %s", exc)
+                return
             log.info("backup written: %s", path)
 
         async def retention_job() -> None:
@@ -192,6 +197,7 @@ class Service:
             writer_alive=self.engine.writer_alive,
             bot_enabled=self.bot is not None,
             now=self.clock(),
+            backup_dir=self.settings.backup_dir or self.settings.db.parent / "backups",
         )
 
     async def metrics(self) -> tuple[bytes, str]:
