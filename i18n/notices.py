@@ -73,7 +73,7 @@ def render(kind: str, severity: str, payload: Mapping[str, Any], lang: Lang) -> 
     key = _line_key(kind, payload)
     texts = LINES[key]
     template = texts.get(lang) or texts["en"]
-    return template.format_map(_values(kind, severity, payload, lang))
+    return template.format_map(_values(kind, severity, payload, lang)).rstrip(" :·")
 
 
 def render_event(event: Event, ont: Ont | None, lang: Lang) -> str:
