@@ -83,7 +83,12 @@ def role_rank(principal: Any) -> int:
 
 def logged_in(principal: Any) -> bool:
     """Whether someone logged in (the open loopback demo's "local" admin has no session)."""
-    return principal is not None and getattr(principal, "name", "local") != "local"
+    if principal is None:
+        return False
+    session = getattr(principal, "logged_in", None)
+    if session is not None:
+        return bool(session)
+    return getattr(principal, "name", "local") != "local"
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
