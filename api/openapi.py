@@ -9,6 +9,12 @@ from pydantic import TypeAdapter
 
 from api.records import BulkStatusPush, OntRecord, StatusPush
 
+# Every reason: text in the service language, its code (monitor.model.ReasonCode), parameters.
+_REASON_PROPS: dict[str, Any] = {
+    "reason": {"type": "string"},
+    "reason_code": {"type": "string"},
+    "reason_params": {"type": "object"},
+}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -52,6 +58,7 @@ _NOTIFICATION = {
         "ont_id": {"type": ["string", "null"]},
         "area": {"type": ["string", "null"]},
         "message": {"type": "string"},
+        **_REASON_PROPS,
         "read": {"type": "boolean"},
         "duration_s": {"type": ["number", "null"]},
         "members": {"type": "array", "items": {"type": "string"}},
@@ -68,7 +75,7 @@ _HISTORY = {
         "status": {"type": "string"},
         "rto_count": {"type": "integer"},
         "severity": {"type": "string"},
-        "reason": {"type": "string"},
+        **_REASON_PROPS,
     },
 }
 _STATS = {

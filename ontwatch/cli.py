@@ -89,7 +89,8 @@ class CliError(Exception):
 async def offline_engine(settings: Settings) -> AsyncIterator[tuple[Engine, Queries]]:
     """The engine on the database file directly, for when the service is not running."""
     db = await Database(settings.db).open()
-    engine = Engine(SqliteStore(db), clock=utcnow, thresholds=settings.thresholds)
+    store = SqliteStore(db, lang=settings.lang)  # notifications' stored message: service language
+    engine = Engine(store, clock=utcnow, thresholds=settings.thresholds)
     await engine.start()
     try:
         yield engine, Queries(db)
