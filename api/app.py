@@ -1,8 +1,7 @@
-"""The aiohttp application: routes, validation, auth and JSON errors."""
+"""The aiohttp application: routes, validation and JSON errors (who may call what: web/auth.py)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,7 +35,6 @@ MAX_BODY = 16 * 2**20  # a 10,000-row import or bulk push fits with room to spar
 MAX_PUSH_BODY = 64 * 2**10
 MAX_BULK_ITEMS = 50_000
 SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot exist (and would overflow the driver)
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BULK = TypeAdapter(list[BulkStatusPush])
@@ -51,7 +49,6 @@ class ApiDeps:
     reads: ReadModel
     clock: Callable[[], datetime]
     tz: tzinfo
-    api_token: str | None = None
     health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
     metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None
     renderer: MapRenderer | None = None
@@ -103,20 +100,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         raise ApiError(500, "internal error") from None
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Writes need the bearer token when one is configured (compared in constant time)."""
-    token = deps(request).api_token
-    if token and request.method in WRITE_METHODS:
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
-            raise ApiError(401, "missing or wrong bearer token", {"header": "Authorization"})
-    return await handler(request)
 
 
 # -- request parsing ---------------------------------------------------------------------
@@ -513,10 +496,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def create_app(d: ApiDeps) -> web.Application:
-    """The API application for the given dependencies."""
-    app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
-    )
+    """The API application; ontwatch/ adds access control (web.auth.install) in front."""
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[DEPS] = d
     app.add_routes(routes)
     app.add_routes(d.extra_routes)

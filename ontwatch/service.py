@@ -35,6 +35,9 @@ from storage.database import Database
 from storage.outbox import ChatPrefs, OutboxStore, Subscriptions
 from storage.queries import Queries
 from storage.store import SqliteStore
+from storage.users import SessionPolicy, Users, count_admins
+from web import auth as access
+from web.security import HostPolicy
 
 log = logging.getLogger("ontwatch")
 TICK_SECONDS = 15  # time-driven rules: OFF > 1 h, reminders, mute expiry, flapping end
@@ -76,13 +79,41 @@ class Service:
     loopwatch: health.LoopWatch = field(default_factory=health.LoopWatch)
 
     def check(self) -> None:
-        """Refuse settings that would expose writes: non-loopback bind without a token."""
+        """Refuse settings that would leave the service unusable or the tokens confused.
+
+        Beyond loopback every request needs a login or a token, so nothing is open; but with
+        neither an admin token nor an enabled admin user nobody could push, import or change
+        anything (routers' pushes would all be 401), so start-up is refused with the fix.
+        """
         s = self.settings
-        if not s.host_is_loopback and s.api_token is None:
+        if not s.host_is_loopback and s.api_token is None and count_admins(s.db) == 0:
             raise SettingsError(
                 f"ONTWATCH_HTTP_HOST: refusing to listen on {s.http_host} without "
-                "ONTWATCH_API_TOKEN (writes would be open to the network)"
+                "ONTWATCH_API_TOKEN or an admin user (ontwatch user add NAME --role admin): "
+                "nobody could push or change anything"
             )
+        tokens = [t.get_secret_value() for t in (s.api_token, s.read_token) if t is not None]
+        if len(tokens) == 2 and tokens[0] == tokens[1]:
+            raise SettingsError("ONTWATCH_READ_TOKEN: must differ from ONTWATCH_API_TOKEN")
+
+    def access_config(self) -> access.AccessConfig:
+        """Who may see what (web/auth.py), from the settings."""
+        assert self.db is not None
+        s = self.settings
+        return access.AccessConfig(
+            login_required=s.login_enforced,
+            admin_token=s.api_token.get_secret_value() if s.api_token else None,
+            read_token=s.read_token.get_secret_value() if s.read_token else None,
+            users=Users(self.db),
+            policy=SessionPolicy(
+                idle=timedelta(minutes=s.session_idle_minutes),
+                absolute=timedelta(minutes=s.session_absolute_minutes),
+            ),
+            clock=self.clock,
+            hosts=HostPolicy.for_bind(s.http_host, s.public_names),
+            trust_proxy=s.trust_proxy,
+            lang=s.lang,
+        )
 
     async def start(self) -> None:
         """Open the database, start the engine, then serve HTTP."""
@@ -222,7 +253,6 @@ class Service:
             reads=self.reads,
             clock=self.clock,
             tz=s.tz,
-            api_token=s.api_token.get_secret_value() if s.api_token else None,
             renderer=self.maps,
             health=self.health,
             metrics=self.metrics,
@@ -246,6 +276,7 @@ class Service:
         )
         # the live event stream (web/events.py) is added here
         # access control and security headers (web/auth.py) are added here
+        access.install(app, self.access_config())
         # Idle sockets are closed after IDLE_TIMEOUT (also before their first request), and
         # connections beyond a cap below RLIMIT_NOFILE get a 503 (ontwatch/connections.py).
         self.runner = web.AppRunner(

@@ -22,6 +22,7 @@ from pydantic_settings import (
 from monitor.model import Thresholds
 
 ChatIds = Annotated[tuple[int, ...], NoDecode]
+HostNames = Annotated[tuple[str, ...], NoDecode]
 
 
 def _env(name: str, *more: str) -> AliasChoices:
@@ -114,6 +115,38 @@ class Settings(BaseSettings):
         le=1,
         validation_alias=_env("ONTWATCH_HEALTH_SILENT_SHARE", "health_silent_share"),
     )
+    # Who may see what (web/auth.py). Beyond loopback a login is required anyway.
+    login_required: bool = Field(
+        False, validation_alias=_env("ONTWATCH_LOGIN_REQUIRED", "login_required")
+    )
+    read_token: SecretStr | None = Field(
+        None, validation_alias=_env("ONTWATCH_READ_TOKEN", "read_token")
+    )
+    public_names: HostNames = Field(
+        (), validation_alias=_env("ONTWATCH_PUBLIC_NAMES", "public_names")
+    )
+    session_idle_minutes: float = Field(
+        720, gt=0, validation_alias=_env("ONTWATCH_SESSION_IDLE_MINUTES", "session_idle_minutes")
+    )
+    session_absolute_minutes: float = Field(
+        10080,
+        gt=0,
+        validation_alias=_env("ONTWATCH_SESSION_ABSOLUTE_MINUTES", "session_absolute_minutes"),
+    )
+    trust_proxy: bool = Field(False, validation_alias=_env("ONTWATCH_TRUST_PROXY", "trust_proxy"))
+
+    @field_validator("public_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            names = tuple(str(v).strip().lower().rstrip(".") for v in value if str(v).strip())
+            bad = [n for n in names if not all(c.isalnum() or c in ".-_:[]" for c in n)]
+            if bad:
+                raise ValueError(f"expected comma-separated host names, got {bad[0]!r}")
+            return names
+        return value
 
     @field_validator("alert_chats", "allowed_chats", mode="before")
     @classmethod
@@ -128,7 +161,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected comma-separated chat ids, got {value!r}") from None
         return value
 
-    @field_validator("api_token", "telegram_bot_token", mode="before")
+    @field_validator("api_token", "telegram_bot_token", "read_token", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: Any) -> Any:
         # An empty token (or an empty secret file) must never count as "a token is set":
@@ -223,6 +256,11 @@ class Settings(BaseSettings):
             return False
 
     @property
+    def login_enforced(self) -> bool:
+        """Reads need a login or a token: asked for, or bound beyond loopback."""
+        return self.login_required or not self.host_is_loopback
+
+    @property
     def thresholds(self) -> Thresholds:
         """The alert thresholds for the rules."""
         return Thresholds(
@@ -251,6 +289,7 @@ class Settings(BaseSettings):
 SECRET_FILE_VARS = {
     "telegram_bot_token": "TELEGRAM_BOT_TOKEN_FILE",
     "api_token": "ONTWATCH_API_TOKEN_FILE",
+    "read_token": "ONTWATCH_READ_TOKEN_FILE",
 }
 
 

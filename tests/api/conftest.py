@@ -12,12 +12,14 @@ from api.app import ApiDeps, create_app
 from monitor.engine import Engine
 from storage.queries import Queries
 from tests.conftest import ManualClock, sample_onts
+from web.auth import AccessConfig, install
 
 
-def make_deps(engine: Engine, reads: Queries, clock: ManualClock, token: str | None) -> ApiDeps:
-    return ApiDeps(
-        engine=engine, reads=reads, clock=clock, tz=ZoneInfo("Asia/Jakarta"), api_token=token
-    )
+def make_deps(
+    engine: Engine, reads: Queries, clock: ManualClock, token: str | None = None
+) -> ApiDeps:
+    """The API's dependencies; a token is access control's (web.auth), see token_client."""
+    return ApiDeps(engine=engine, reads=reads, clock=clock, tz=ZoneInfo("Asia/Jakarta"))
 
 
 @pytest.fixture
@@ -32,6 +34,7 @@ async def token_client(
     engine: Engine, reads: Queries, clock: ManualClock
 ) -> AsyncIterator[TestClient]:
     await engine.upsert(sample_onts(3))
-    deps = make_deps(engine, reads, clock, "s3cret-token")
-    async with TestClient(TestServer(create_app(deps))) as c:
+    app = create_app(make_deps(engine, reads, clock))
+    install(app, AccessConfig(admin_token="s3cret-token", clock=clock))
+    async with TestClient(TestServer(app)) as c:
         yield c
