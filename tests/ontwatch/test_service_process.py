@@ -43,7 +43,12 @@ def test_demo_simulate_and_notifications(demo: ServiceProcess) -> None:
         ("opened", "critical"),
     ]
     assert notes[1]["duration_s"] is not None and notes[1]["duration_s"] >= 0
-    assert "rto_count 3" in notes[4]["message"]
+    assert (notes[4]["reason_code"], notes[4]["reason_params"]) == (
+        "rto_at_threshold",
+        {"rto": 3, "threshold": 3},
+    )
+    assert notes[4]["message"].startswith("KRITIS ·") and "rto 3" in notes[4]["message"]
+    assert notes[1]["message"].startswith("PULIH ·")  # a recovery reads as one
     stats = demo.get("/api/stats")
     onts = demo.get("/api/onts")
     for status, key in (("ON", "online"), ("OFF", "offline"), ("UNKNOWN", "unknown")):
