@@ -127,12 +127,27 @@ async def dashboard(request: web.Request) -> web.Response:
 # -- map -------------------------------------------------------------------------------------
 
 
+def map_record(ont: Ont, state: OntState) -> dict[str, Any]:
+    """What map.js draws of one ONT: the fields of GET /api/onts items that markers, tooltips
+    and popups use (10,000 of them are in the page, so nothing more)."""
+    since = state.status_since
+    return {
+        **ont.record(),
+        "status": state.status.value,
+        "rto_count": state.rto_count,
+        "severity": state.severity.value,
+        "status_since": since.isoformat() if since is not None else None,
+        "flapping": state.flapping,
+        "category": category_name(state),
+    }
+
+
 @routes.get("/map")
 async def map_page(request: web.Request) -> web.Response:
     """The interactive map; every ONT is in the page as JSON, drawn by map.js."""
     d, lang = web_deps(request), request_lang(request)
     items = d.view.items()
-    onts = [{**ont_json(o, s, lang), "category": category_name(s)} for o, s in items]
+    onts = [map_record(o, s) for o, s in items]
     status = request.query.get("status", "").upper()
     context = {
         "onts": onts,
