@@ -149,7 +149,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "ont_acked": {"id": " · diakui oleh {by}", "en": " · acknowledged by {by}"},
     "ont_muted": {"id": "🔕 Dibisukan sampai {until}", "en": "🔕 Muted until {until}"},
-    "ont_flapping": {"id": "〰️ Naik-turun (flapping)", "en": "〰️ Flapping"},
+    "ont_flapping": {"id": "〰️ Naik-turun (ON/OFF berganti-ganti)", "en": "〰️ Flapping"},
     "history_head": {"id": "<b>Riwayat</b>{who}", "en": "<b>History</b>{who}"},
     "history_none": {"id": "Belum ada riwayat.", "en": "No history yet."},
     "history_line": {

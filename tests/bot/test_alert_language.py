@@ -10,6 +10,7 @@ import pytest
 
 from bot.alerts import compose
 from bot.replies import history_text, ont_text
+from bot.texts import TEXTS
 from monitor.model import Event, Incident, Ont, OntState, Reason, ReasonCode, Severity, Status
 from monitor.ports import HistoryRow, OutboxRow
 from storage.codec import event_payload
@@ -74,3 +75,12 @@ def test_ont_and_history_replies_render_reasons_in_the_chat_language() -> None:
     assert "at or above the critical limit of 3" in en_text and "UNKNOWN" in en_text
     old = [HistoryRow(3, "2", NOW, "push", "OFF", 3, "critical", Reason.legacy("rto_count 3 >= 3"))]
     assert "rto_count 3 &gt;= 3" in history_text(old, "id", TZ, one_ont=False)  # escaped
+
+
+def test_no_indonesian_bot_text_has_english_words_of_the_rules() -> None:
+    found = {}
+    for key, entry in TEXTS.items():
+        words = english_in(re.sub(r"\{\w+\}", "", entry["id"]))  # placeholders are not text
+        if words:
+            found[key] = words
+    assert found == {}
