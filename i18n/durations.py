@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from i18n import Lang
@@ -17,10 +18,11 @@ _SIZES = (86400, 3600, 60, 1)
 def format_duration(value: timedelta | float, lang: Lang) -> str:
     """The biggest unit and, when not zero, the next one: '1 hari 3 jam', '3 min', '4 s'.
 
-    A float is seconds; negative spans count as zero; the rest is cut, not rounded.
+    A float is seconds; negative (and non-finite) spans count as zero; the rest is cut, not
+    rounded.
     """
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    left = max(0, int(seconds))
+    left = max(0, int(seconds)) if math.isfinite(seconds) else 0
     amounts = []
     for size in _SIZES:
         amount, left = divmod(left, size)

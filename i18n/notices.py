@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,29 +103,35 @@ def _values(kind: str, severity: str, payload: Mapping[str, Any], lang: Lang) ->
     duration = payload.get("duration_s")
     status = payload.get("status")
     rto = payload.get("rto_count")
+    members = payload.get("members")
     return {
         "SEV": severity_label(severity, lang).upper(),
         "KIND": kind_label(kind, lang).upper(),
         "who": _who(payload, lang),
         "where": _where(payload, lang),
         "reason": render_reason(payload.get("reason"), lang),
-        "status": status_label(status, lang) if status else "-",
+        "status": status_label(str(status), lang) if status else "-",
         "rto": str(rto) if rto is not None else "-",
-        "dur": format_duration(float(duration), lang) if duration is not None else "?",
-        "count": str(len(payload.get("members") or ())),
+        "dur": format_duration(duration, lang) if _is_number(duration) else "?",
+        "count": str(len(members)) if isinstance(members, list | tuple) else "?",
     }
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _who(payload: Mapping[str, Any], lang: Lang) -> str:
-    ont = payload.get("ont") or {}
-    ont_id = ont.get("id") or payload.get("ont_id") or ""
-    name = ont.get("name") or ""
+    ont = payload.get("ont")
+    ont = ont if isinstance(ont, Mapping) else {}
+    ont_id = str(ont.get("id") or payload.get("ont_id") or "")
+    name = str(ont.get("name") or "")
     if ont_id:
         return f"{name} (id {ont_id})" if name and name != ont_id else f"id {ont_id}"
     return _where(payload, lang)
 
 
 def _where(payload: Mapping[str, Any], lang: Lang) -> str:
-    area = payload.get("area") or ""
+    area = str(payload.get("area") or "")
     words = WORDS["area"] if area else WORDS["network"]
     return (words.get(lang) or words["en"]).format(area=area)

@@ -127,8 +127,8 @@ def _value(name: str, value: object, lang: Lang) -> str:
         return words.get(lang) or words["en"]
     if value is None:
         return "?"
-    if name == "seconds" or name.endswith("_s"):
-        return format_duration(float(value), lang)  # type: ignore[arg-type]
+    if (name == "seconds" or name.endswith("_s")) and isinstance(value, int | float):
+        return format_duration(float(value), lang)
     if name == "severity":
         return severity_label(str(value), lang)
     if name == "status":
