@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.records import (
+    MAX_ID_LEN,
+    AreaRename,
     BulkStatusPush,
     ImportFormatError,
     ImportPlan,
@@ -24,7 +28,14 @@ from api.records import (
 from i18n import Lang
 from maps.render import MapRenderer
 from maps.view import parse_query
-from monitor.engine import Engine, StoreUnavailable, UnknownOnt
+from monitor import marks
+from monitor.engine import (
+    Engine,
+    InvalidValue,
+    StoreUnavailable,
+    UnknownOnt,
+    UnstorableValue,
+)
 from monitor.model import EventKind, Observation, Severity, Source, Status
 from monitor.ports import ReadModel
 from monitor.records import decision_json, history_json, notification_json, ont_json
@@ -34,6 +45,11 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 2**20  # a 10,000-row import or bulk push fits with room to spare
 MAX_PUSH_BODY = 64 * 2**10
 MAX_BULK_ITEMS = 50_000
+MAX_IMPORT_ROWS = 20_000  # rows of one import file (JSON list or CSV), MAX_BODY bytes at most
+MAX_INT_DIGITS = 64  # longer JSON integers are kept as text (Python's int() has a limit)
+BODY_TIMEOUT = 30.0  # seconds a client may take to send its request body
+PAGE_DEFAULT = 5_000  # GET /api/onts without ?limit= answers at most this many (Link: next)
+PAGE_MAX = 10_000
 SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot exist (and would overflow the driver)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,8 +101,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except ApiError:
         raise
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(413, "request body too large", {"max_bytes": exc.max_size}) from None
+    except web.HTTPRequestEntityTooLarge:
+        # aiohttp's error does not carry the limit; the app's client_max_size is MAX_BODY
+        raise ApiError(413, "request body too large", {"max_bytes": MAX_BODY}) from None
     except web.HTTPException as exc:
         if exc.status_code < 400:
             raise
@@ -95,6 +112,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise ApiError(exc.status_code, exc.reason) from None
     except UnknownOnt as exc:
         raise ApiError(404, "unknown ONT", {"id": exc.ont_id}) from None
+    except InvalidValue as exc:  # refused by the engine before it changed anything
+        detail = [{"field": exc.field, "message": exc.message}]
+        raise ApiError(422, f"invalid {exc.field}", detail) from None
+    except UnstorableValue as exc:  # this request's data only; the rest of its batch is stored
+        raise ApiError(422, "invalid value", str(exc)) from None
     except StoreUnavailable as exc:
         raise ApiError(503, "storage unavailable, nothing was changed", str(exc)) from None
     except Exception:
@@ -105,27 +127,60 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 # -- request parsing ---------------------------------------------------------------------
 
 
-async def read_body(request: web.Request, limit: int = MAX_BODY) -> Any:
-    """The body as JSON, or as a form when form-encoded (e.g. Mikrotik /tool fetch)."""
+async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` (chunked bodies too).
+
+    A client that takes longer than BODY_TIMEOUT to send its body gets 408, so a slow
+    sender cannot hold a connection and a handler forever.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request body too large", {"max_bytes": limit})
-    raw = await request.read()
-    if len(raw) > limit:
-        raise ApiError(413, "request body too large", {"max_bytes": limit})
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "request body too large", {"max_bytes": limit})
+                parts.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, "request body too slow", {"timeout_s": BODY_TIMEOUT}) from None
+    return b"".join(parts)
+
+
+def _int_or_text(digits: str) -> int | str:
+    """JSON integers longer than MAX_INT_DIGITS stay text, so the model names the field."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON with bounded integers; nesting past the parser's depth is a 400, not a 500."""
+    try:
+        return json.loads(raw, parse_int=_int_or_text)
+    except RecursionError:
+        raise ApiError(400, "malformed JSON", "nested too deeply") from None
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> Any:
+    """The body as JSON, or as a form when form-encoded (e.g. Mikrotik /tool fetch)."""
     ctype = request.content_type
-    if ctype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+    if ctype == "multipart/form-data":
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "request body too large", {"max_bytes": limit})
         form = await request.post()
         return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await read_limited(request, limit)
+    if ctype == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(raw.decode(request.charset or "utf-8", errors="replace")))
     if not raw.strip():
         raise ApiError(400, "empty body", "expected a JSON object")
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if ctype in {"application/json", ""} or "=" not in raw.decode("latin-1"):
             raise ApiError(400, "malformed JSON", str(exc)) from None
     # Content-Type missing or text/plain but the body is form-like: some routers send that.
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(raw.decode("utf-8", errors="replace")))
 
 
@@ -174,6 +229,34 @@ def _query_choice(request: web.Request, name: str, choices: list[str]) -> str | 
     return raw.lower()
 
 
+def _query_text(request: web.Request, name: str, max_len: int) -> str | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if len(raw) > max_len:
+        raise ApiError(400, f"invalid {name}", f"{name} must be at most {max_len} characters")
+    return raw
+
+
+async def json_answer(
+    build: Callable[[], Any], *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Build and serialise an answer on a thread, so a large one never holds the loop."""
+    text = await asyncio.to_thread(lambda: json.dumps(build()))
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
+
+
+async def json_page(
+    request: web.Request, build: Callable[[], list[Any]], cursor: str | None
+) -> web.Response:
+    """A page of a list; `cursor` (when more may follow) goes in Link rel=next and X-Next-After."""
+    headers: dict[str, str] = {}
+    if cursor is not None:
+        url = request.rel_url.update_query(after=cursor)
+        headers = {"Link": f'<{url}>; rel="next"', "X-Next-After": cursor}
+    return await json_answer(build, headers=headers)
+
+
 def _status_filter(request: web.Request) -> Status | None:
     raw = request.query.get("status")
     if not raw:
@@ -191,10 +274,21 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/onts")
 async def list_onts(request: web.Request) -> web.Response:
-    """All ONTs with state; ?status=ON|OFF|UNKNOWN&area=."""
+    """ONTs with state in id order; ?status=ON|OFF|UNKNOWN&area=&limit=&after=.
+
+    Paged: at most `limit` (default PAGE_DEFAULT) items; when there are more, the answer has
+    `Link: <...>; rel="next"` and `X-Next-After` (the cursor for `after=`). An inventory under
+    PAGE_DEFAULT gets the whole list, as before.
+    """
     d = deps(request)
-    pairs = await d.reads.onts(status=_status_filter(request), area=request.query.get("area"))
-    return web.json_response([ont_json(o, s, d.lang) for o, s in pairs])
+    limit = _query_int(request, "limit", PAGE_DEFAULT, 1, PAGE_MAX)
+    after = _query_text(request, "after", MAX_ID_LEN)
+    pairs = await d.reads.onts(
+        status=_status_filter(request), area=request.query.get("area"), after=after, limit=limit
+    )
+    cursor = pairs[-1][0].id if len(pairs) == limit else None
+    lang = d.lang
+    return await json_page(request, lambda: [ont_json(o, s, lang) for o, s in pairs], cursor)
 
 
 @routes.get("/api/onts/{id}")
@@ -219,8 +313,11 @@ async def ont_history(request: web.Request) -> web.Response:
     if await d.reads.ont(ont_id) is None:
         raise UnknownOnt(ont_id)
     limit = _query_int(request, "limit", 50, 1, 1000)
-    rows = await d.reads.history(ont_id, limit)
-    return web.json_response([history_json(h, d.lang) for h in rows])
+    before = _query_int(request, "after", 0, 1, SQLITE_MAX_INT) or None
+    rows = await d.reads.history(ont_id, limit, before=before)
+    cursor = str(rows[-1].id) if len(rows) == limit else None
+    lang = d.lang
+    return await json_page(request, lambda: [history_json(h, lang) for h in rows], cursor)
 
 
 @routes.post("/api/onts")
@@ -250,21 +347,29 @@ async def delete_ont(request: web.Request) -> web.Response:
 
 @routes.post("/api/onts/import")
 async def import_onts(request: web.Request) -> web.Response:
-    """Import an onts.json list or CSV; per-row report; the good rows are imported together."""
+    """Import an onts.json list or CSV; per-row report; the good rows are imported together.
+
+    Limits: MAX_BODY bytes and MAX_IMPORT_ROWS rows (413 beyond). The file is parsed and
+    checked on a thread and the report serialised on one, so a maximum-size import does
+    not hold up pushes or health checks.
+    """
     d = deps(request)
-    raw = await request.read()
+    raw = await read_limited(request, MAX_BODY)
     if not raw.strip():
         raise ApiError(400, "empty body", "expected a JSON list or CSV text")
     try:
         sheet = request.query.get("sheet") or None  # .xlsx: the first sheet unless named
-        plan = parse_import(raw, request.content_type, sheet)
+        plan = await asyncio.to_thread(parse_import, raw, request.content_type, sheet)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid encoding", "the file must be UTF-8") from None
-    except ImportFormatError as exc:
-        raise ApiError(400, "invalid import file", str(exc)) from None
+    except (ImportFormatError, ValueError, RecursionError) as exc:
+        detail = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+        raise ApiError(400, "invalid import file", detail) from None
+    if len(plan.rows) > MAX_IMPORT_ROWS:
+        raise ApiError(413, "too many rows", {"max_rows": MAX_IMPORT_ROWS, "rows": len(plan.rows)})
     dry_run = _query_bool(request, "dry_run")  # the report only; nothing is written
     report = await apply_import(d.engine, plan, d.tz, d.clock(), dry_run=dry_run)
-    return web.json_response(report)
+    return await json_answer(lambda: report)
 
 
 async def apply_import(
@@ -347,16 +452,19 @@ async def mark_read(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit()):
         raise ApiError(400, "invalid id", "notification id must be an integer")
+    if len(raw) > len(str(SQLITE_MAX_INT)):  # before int(): it refuses 4,300+ digits
+        raise ApiError(400, "invalid id", "notification id must be below 2**63")
     if int(raw) > SQLITE_MAX_INT or not await d.reads.notification_exists(int(raw)):
         raise ApiError(404, "unknown notification", {"id": int(raw)})
-    changed = await d.reads.mark_read(int(raw))
+    changed = await marks.mark_read(d.reads, d.engine.feed, d.clock(), int(raw))
     return web.json_response({"marked": changed})
 
 
 @routes.post("/api/notifications/mark-read")
 async def mark_all_read(request: web.Request) -> web.Response:
     """Mark every notification read."""
-    return web.json_response({"marked": await deps(request).reads.mark_read(None)})
+    d = deps(request)
+    return web.json_response({"marked": await marks.mark_read(d.reads, d.engine.feed, d.clock())})
 
 
 # -- operator actions (the ONT page's buttons) --------------------------------------------
@@ -432,6 +540,17 @@ async def ack_area(request: web.Request) -> web.Response:
     return web.json_response({"area": area, "acked": outage.acked_at is not None, "reason": reason})
 
 
+@routes.post("/api/areas/rename")
+async def rename_area(request: web.Request) -> web.Response:
+    """Merge one area into another: {"old": AREA, "new": AREA}; every ONT of old moves."""
+    d = deps(request)
+    body: AreaRename = validated(AreaRename, await read_body(request, MAX_PUSH_BODY))
+    if not any(o.area == body.old for o in d.engine.onts.values()):
+        raise ApiError(404, "unknown area", {"area": body.old})
+    moved = await d.engine.rename_area(body.old, body.new)
+    return web.json_response({"old": body.old, "new": body.new, "moved": moved})
+
+
 @routes.get("/api/stats")
 async def stats(request: web.Request) -> web.Response:
     """Totals by status, unread, by severity and by area."""
@@ -440,11 +559,14 @@ async def stats(request: web.Request) -> web.Response:
 
 @routes.get("/api/history")
 async def history(request: web.Request) -> web.Response:
-    """History of all ONTs, newest first (?limit=)."""
+    """History of all ONTs, newest first (?limit=&after=, paged like /api/onts)."""
     d = deps(request)
     limit = _query_int(request, "limit", 100, 1, 1000)
-    rows = await d.reads.history(None, limit)
-    return web.json_response([history_json(h, d.lang) for h in rows])
+    before = _query_int(request, "after", 0, 1, SQLITE_MAX_INT) or None
+    rows = await d.reads.history(None, limit, before=before)
+    cursor = str(rows[-1].id) if len(rows) == limit else None
+    lang = d.lang
+    return await json_page(request, lambda: [history_json(h, lang) for h in rows], cursor)
 
 
 @routes.get("/api/map.png")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from monitor import outages, rules
@@ -38,6 +40,7 @@ from monitor.ports import (
     Router,
     StaticRouter,
     Store,
+    StoreDown,
 )
 
 log = logging.getLogger(__name__)
@@ -57,32 +60,60 @@ class StoreUnavailable(RuntimeError):
     """The batch could not be made durable (disk full, database locked, ...)."""
 
 
+class InvalidValue(ValueError):
+    """A value the engine refuses before it changes anything; field names it as posted."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnstorableValue(ValueError):
+    """One job's change that the store refused (the others of its batch were stored)."""
+
+
 @dataclass(slots=True)
 class _Job(Generic[T]):
     apply: Callable[[_Txn], T]
     future: asyncio.Future[T]
 
 
+_Savepoint = tuple[int, int, int, int]  # journal, history, alerts, events lengths
+
+
 @dataclass(slots=True)
 class _Txn:
-    """One batch in the making: the changes to write and how to undo them in memory."""
+    """One batch in the making: the changes to write, and a journal to undo them in memory.
+
+    Every change journals how to take it back first, so one job's changes can be undone
+    alone (savepoint / rollback_to) while the other jobs of the batch stay.
+    """
 
     engine: Engine
     now: datetime
     batch: Batch = field(default_factory=Batch)
-    undo_onts: dict[str, Ont | None] = field(default_factory=dict)
-    undo_states: dict[str, OntState | None] = field(default_factory=dict)
-    undo_mutes: dict[str, Mute | None] = field(default_factory=dict)
-    undo_outages: dict[str, MassOutage | None] = field(default_factory=dict)
-    undo_dirty: set[str] | None = None
+    journal: list[Callable[[], object]] = field(default_factory=list)
     events: list[tuple[Event, Ont | None]] = field(default_factory=list)
     areas: set[str] = field(default_factory=set)  # areas where an ONT went down, up or ON/OFF
     changed: set[str] = field(default_factory=set)  # ONTs whose inventory or state changed
 
+    def _keep(self, mapping: dict[Any, Any], key: Any) -> None:
+        if key in mapping:
+            self.journal.append(partial(mapping.__setitem__, key, mapping[key]))
+        else:
+            self.journal.append(partial(mapping.pop, key, None))
+
+    def _keep_member(self, members: set[Any], key: Any) -> None:
+        self.journal.append(partial(members.add if key in members else members.discard, key))
+
     def put_ont(self, ont: Ont) -> None:
         e = self.engine
-        self.undo_onts.setdefault(ont.id, e.onts.get(ont.id))
         old = e.onts.get(ont.id)
+        self._keep(e.onts, ont.id)
+        self._keep(self.batch.onts, ont.id)
+        self._keep_member(self.batch.deleted, ont.id)
+        self._keep_member(self.changed, ont.id)
         if old is not None and old.area != ont.area:
             e.area_index.get(old.area, set()).discard(ont.id)
             opened = e.down_index.get(old.area, {}).pop(ont.id, None)
@@ -96,8 +127,10 @@ class _Txn:
 
     def delete_ont(self, ont_id: str) -> None:
         e = self.engine
-        self.undo_onts.setdefault(ont_id, e.onts.get(ont_id))
-        self.undo_states.setdefault(ont_id, e.states.get(ont_id))
+        for mapping in (e.onts, e.states, self.batch.onts, self.batch.states):
+            self._keep(mapping, ont_id)
+        self._keep_member(self.batch.deleted, ont_id)
+        self._keep_member(self.changed, ont_id)
         old = e.onts.get(ont_id)
         if old is not None:
             e.area_index.get(old.area, set()).discard(ont_id)
@@ -112,7 +145,9 @@ class _Txn:
     def put_state(self, state: OntState) -> None:
         e = self.engine
         old = e.states.get(state.ont_id)
-        self.undo_states.setdefault(state.ont_id, old)
+        self._keep(e.states, state.ont_id)
+        self._keep(self.batch.states, state.ont_id)
+        self._keep_member(self.changed, state.ont_id)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
         self.changed.add(state.ont_id)
@@ -127,18 +162,21 @@ class _Txn:
         if was_down != outages.is_down(state) or (
             old is not None and old.status is not state.status
         ):
+            self._keep_member(self.areas, ont.area)
             self.areas.add(ont.area)
 
     def touch_state(self, state: OntState) -> None:
-        """Keep an unchanged probe's last_seen in memory; the next tick writes it."""
+        """Keep an unchanged probe's last_seen in memory; Engine.persist_seen writes it."""
         e = self.engine
-        self.undo_states.setdefault(state.ont_id, e.states.get(state.ont_id))
+        self._keep(e.states, state.ont_id)
+        self._keep_member(e.dirty, state.ont_id)
         e.states[state.ont_id] = state
         e.dirty.add(state.ont_id)
 
     def put_outage(self, area: str, outage: MassOutage | None) -> None:
         e = self.engine
-        self.undo_outages.setdefault(area, e.outages.get(area))
+        self._keep(e.outages, area)
+        self._keep(self.batch.outages, area)
         if outage is None:
             e.outages.pop(area, None)
         else:
@@ -147,12 +185,16 @@ class _Txn:
 
     def fold(self, members: frozenset[str], joined: frozenset[str]) -> None:
         """Members' messages in this batch, and joiners' undelivered ones, fold into the outage."""
-        self.batch.folded |= joined
+        b = self.batch
+        self.journal.append(partial(setattr, b, "folded", set(b.folded)))
+        b.folded |= joined
         if not members:
             return
-        self.batch.alerts = [
+        self.journal.append(partial(setattr, b, "alerts", b.alerts))
+        self.journal.append(partial(setattr, self, "events", self.events))
+        b.alerts = [
             (replace(ev, notify=False), ont, ()) if ev.ont_id in members else (ev, ont, chats)
-            for ev, ont, chats in self.batch.alerts
+            for ev, ont, chats in b.alerts
         ]
         self.events = [
             (replace(ev, notify=False) if ev.ont_id in members else ev, ont)
@@ -161,7 +203,8 @@ class _Txn:
 
     def put_mute(self, target: str, mute: Mute | None) -> None:
         e = self.engine
-        self.undo_mutes.setdefault(target, e.mutes.get(target))
+        self._keep(e.mutes, target)
+        self._keep(self.batch.mutes, target)
         if mute is None:
             e.mutes.pop(target, None)
         else:
@@ -176,23 +219,32 @@ class _Txn:
     def record(self, entry: HistoryEntry) -> None:
         self.batch.history.append(entry)
 
-    def rollback(self) -> None:
+    def savepoint(self) -> _Savepoint:
+        """A mark to undo back to: everything changed after it can be taken back alone."""
+        return (
+            len(self.journal),
+            len(self.batch.history),
+            len(self.batch.alerts),
+            len(self.events),
+        )
+
+    def rollback_to(self, mark: _Savepoint) -> None:
+        """Undo, in memory and in the batch, every change made since the mark."""
+        journal, history, alerts, events = mark
+        if mark == self.savepoint():
+            return  # nothing changed since: the common case of a job refused before it wrote
+        while len(self.journal) > journal:
+            self.journal.pop()()
+        del self.batch.history[history:]
+        del self.batch.alerts[alerts:]
+        del self.events[events:]
         e = self.engine
-        for mapping, undo in (
-            (e.onts, self.undo_onts),
-            (e.states, self.undo_states),
-            (e.mutes, self.undo_mutes),
-            (e.outages, self.undo_outages),
-        ):
-            for key, old in undo.items():
-                if old is None:
-                    mapping.pop(key, None)  # type: ignore[attr-defined]
-                else:
-                    mapping[key] = old  # type: ignore[index]
         e.area_index = _index_areas(e.onts)
         e.down_index = _index_down(e.onts, e.states)
-        if self.undo_dirty is not None:
-            e.dirty |= self.undo_dirty
+
+    def rollback(self) -> None:
+        """Undo the whole batch in memory (its commit failed)."""
+        self.rollback_to((0, 0, 0, 0))
 
 
 class Engine:
@@ -245,9 +297,14 @@ class Engine:
         self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
 
     async def stop(self) -> None:
-        """Finish queued work, then stop the writer."""
+        """Finish queued work, write the last_seen kept in memory, then stop the writer."""
         if self._writer is None:
             return
+        if self.dirty and self.writer_alive():
+            try:
+                await self.persist_seen()
+            except StoreUnavailable as exc:
+                log.error("last_seen of %d ONTs not written at shutdown: %s", len(self.dirty), exc)
         await self._queue.join()
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -312,7 +369,13 @@ class Engine:
     async def upsert(self, onts: Sequence[Ont], baseline: Iterable[Observation] = ()) -> list[bool]:
         """Create or update ONTs (True = created), then apply baseline observations."""
 
+        observations = list(baseline)
+
         def apply(tx: _Txn) -> list[bool]:
+            for ont in onts:
+                check_ont(ont)  # all refused before anything changes
+            for obs in observations:
+                check_observation(obs)
             created = []
             for ont in onts:
                 old = self.onts.get(ont.id)
@@ -323,7 +386,7 @@ class Engine:
                 event = rules.check_inventory(old, ont, tx.now)
                 if event is not None:
                     tx.emit(event)
-            for obs in baseline:
+            for obs in observations:
                 self._apply(tx, obs)
             return created
 
@@ -393,8 +456,30 @@ class Engine:
 
         return await self._submit(apply)
 
+    async def rename_area(self, old: str, new: str) -> int:
+        """Merge area `old` into `new` (every ONT of it moves); the number of ONTs moved.
+
+        A mute of the old area moves with it unless the new area has one of its own.
+        """
+        new = new.strip()
+        if not new:
+            raise ValueError("the new area name is empty")
+
+        def apply(tx: _Txn) -> int:
+            moved = [o for o in self.onts.values() if o.area == old]
+            for ont in moved:
+                tx.put_ont(replace(ont, area=new))
+            mute = self.mutes.get(f"area:{old}")
+            if mute is not None and old != new:
+                if f"area:{new}" not in self.mutes:
+                    tx.put_mute(f"area:{new}", replace(mute, target=f"area:{new}"))
+                tx.put_mute(f"area:{old}", None)
+            return len(moved)
+
+        return await self._submit(apply)
+
     async def tick(self, now: datetime | None = None) -> list[Event]:
-        """Time-driven rules for every ONT, mute expiry, and the write-back of probe state."""
+        """Time-driven rules for every ONT and mute expiry (probe last_seen: persist_seen)."""
 
         def apply(tx: _Txn) -> list[Event]:
             at = now or tx.now
@@ -411,15 +496,32 @@ class Engine:
                     tx.emit(event)
             # Every open area incident is due a look (recovery, reminder); done here rather
             # than at the end of the batch so that the events returned include the areas'.
+            tx.journal.append(partial(setattr, tx, "areas", set(tx.areas)))
             tx.areas.update(self.outages)
             self._assess_outages(tx)
             tx.areas.clear()
-            tx.undo_dirty = set(self.dirty)
+            return [e for e, _ in tx.events]
+
+        return await self._submit(apply)
+
+    async def persist_seen(self) -> int:
+        """Write the last_seen that stable probes kept in memory only; how many states.
+
+        Writes follow changes, not the clock: a quiet network's sweeps change nothing durable
+        (every state change is committed before it is acknowledged), and the freshness of
+        last_seen is written coarsely, by a slow job and at shutdown, not every tick.
+        """
+
+        def apply(tx: _Txn) -> int:
+            written = 0
             for ont_id in self.dirty:
                 if ont_id in self.states and ont_id not in tx.batch.states:
+                    tx._keep(tx.batch.states, ont_id)
                     tx.batch.states[ont_id] = self.states[ont_id]
+                    written += 1
+            tx.journal.append(partial(self.dirty.update, set(self.dirty)))
             self.dirty.clear()
-            return [e for e, _ in tx.events]
+            return written
 
         return await self._submit(apply)
 
@@ -467,24 +569,34 @@ class Engine:
 
     def _assess_outages(self, tx: _Txn) -> None:
         for area in sorted(tx.areas):
-            active = self.outages.get(area)
-            down = self.down_index.get(area, {})
-            if active is None and len(down) < outages.MIN_SHARE_ONTS:
-                continue  # the common case: nothing like a mass outage here
-            size = len(self.area_index.get(area, ()))
-            verdict = outages.assess_area(area, down, size, active, tx.now, self.thresholds)
-            if verdict.outage != active:
-                tx.put_outage(area, verdict.outage)
-            for event in verdict.events:
-                if event.kind is EventKind.REMINDER and self._area_muted(area, tx.now):
-                    event = replace(event, notify=False)
-                tx.emit(event)
-            if verdict.outage is not None or verdict.events:
-                tx.fold(verdict.fold, verdict.joined)
-            for ont_id in sorted(verdict.joined):
-                self._mark_member(tx, ont_id, area)
-            for ont_id in sorted(verdict.release):
-                self._mark_member(tx, ont_id, "")
+            mark = tx.savepoint()
+            try:
+                self._assess_area(tx, area)
+            except Exception:
+                # One area's failure costs neither the batch nor the other areas: its ONTs'
+                # changes are still stored, and the area is assessed again at its next change.
+                log.exception("mass-outage assessment of area %r failed", area)
+                tx.rollback_to(mark)
+
+    def _assess_area(self, tx: _Txn, area: str) -> None:
+        active = self.outages.get(area)
+        down = self.down_index.get(area, {})
+        if active is None and len(down) < outages.MIN_SHARE_ONTS:
+            return  # the common case: nothing like a mass outage here
+        size = len(self.area_index.get(area, ()))
+        verdict = outages.assess_area(area, down, size, active, tx.now, self.thresholds)
+        if verdict.outage != active:
+            tx.put_outage(area, verdict.outage)
+        for event in verdict.events:
+            if event.kind is EventKind.REMINDER and self._area_muted(area, tx.now):
+                event = replace(event, notify=False)
+            tx.emit(event)
+        if verdict.outage is not None or verdict.events:
+            tx.fold(verdict.fold, verdict.joined)
+        for ont_id in sorted(verdict.joined):
+            self._mark_member(tx, ont_id, area)
+        for ont_id in sorted(verdict.release):
+            self._mark_member(tx, ont_id, "")
 
     def _mark_member(self, tx: _Txn, ont_id: str, area: str) -> None:
         state = self.states.get(ont_id)
@@ -501,6 +613,7 @@ class Engine:
         return self.states[ont_id]
 
     def _apply(self, tx: _Txn, obs: Observation) -> Decision:
+        check_observation(obs)
         state = self._state(obs.ont_id)
         ont = self.onts[obs.ont_id]
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
@@ -547,41 +660,21 @@ class Engine:
                     self._queue.task_done()
 
     async def _run_batch(self, jobs: list[_Job[Any]]) -> None:
+        """Apply the jobs and commit them together; a job that fails, fails alone."""
+        jobs = [job for job in jobs if not job.future.cancelled()]
+        if not jobs:
+            return
         tx = _Txn(self, now=self.clock())
-        results: list[tuple[_Job[Any], Any, BaseException | None]] = []
-        for job in jobs:
-            if job.future.cancelled():
-                continue
-            try:
-                results.append((job, job.apply(tx), None))
-            except (LookupError, ValueError) as exc:
-                results.append((job, None, exc))
-            except Exception as exc:
-                # A bug must fail its own request, never stop the writer (every later push
-                # would hang). Jobs validate before they mutate, so nothing half-applied stays.
-                log.exception("job failed in the writer")
-                results.append((job, None, exc))
+        results = [self._run_job(tx, job) for job in jobs]
         if tx.areas:
-            try:
-                self._assess_outages(tx)
-            except Exception as exc:
-                log.exception("mass-outage assessment failed; the batch is not written")
-                tx.rollback()
-                for job, _, _ in results:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                return
+            self._assess_outages(tx)
         notice_ids: Sequence[int] = ()
         if tx.batch:
             try:
                 notice_ids = await self.store.commit(tx.batch)
             except Exception as exc:
                 tx.rollback()
-                log.error("commit of %d jobs failed: %s", len(jobs), exc)
-                failure = StoreUnavailable(f"could not store the change: {exc}")
-                for job, _, _ in results:
-                    if not job.future.done():
-                        job.future.set_exception(failure)
+                await self._commit_failed(jobs, exc)
                 return
             self.commits += 1
         for job, value, exc in results:
@@ -592,7 +685,46 @@ class Engine:
             else:
                 job.future.set_result(value)
         if tx.batch:
-            self.feed.publish(self._commit_item(tx, notice_ids))
+            try:
+                self.feed.publish(self._commit_item(tx, notice_ids))
+            except Exception:
+                log.exception(
+                    "commit %d stored, but its feed item could not be built", self.commits
+                )
+
+    def _run_job(self, tx: _Txn, job: _Job[Any]) -> tuple[_Job[Any], Any, BaseException | None]:
+        mark = tx.savepoint()
+        try:
+            return job, job.apply(tx), None
+        except (LookupError, ValueError) as exc:
+            tx.rollback_to(mark)  # refused: whatever it changed before refusing is taken back
+            return job, None, exc
+        except Exception as exc:
+            # A bug must fail its own request, never the batch or the writer (every later
+            # push would hang); its changes are taken back, the other jobs' stay.
+            log.exception("job failed in the writer")
+            tx.rollback_to(mark)
+            return job, None, exc
+
+    async def _commit_failed(self, jobs: list[_Job[Any]], exc: Exception) -> None:
+        """The batch was not stored: fail all when the store is down, else find the bad job."""
+        if isinstance(exc, StoreDown | OSError | MemoryError):  # the store's fault, not a job's
+            log.error("commit of %d jobs failed: %s", len(jobs), exc)
+            failure: Exception = StoreUnavailable(f"could not store the change: {exc}")
+        elif len(jobs) == 1:
+            log.error("a job's change could not be stored: %r", exc)
+            failure = UnstorableValue(f"the change could not be stored: {exc}")
+        else:
+            # Not the store's fault, so one job's data: retry the jobs apart, in order, in
+            # halves; the good ones are stored, the one that cannot be is refused alone.
+            log.warning("commit of %d jobs failed (%r); retrying them in halves", len(jobs), exc)
+            half = len(jobs) // 2
+            await self._run_batch(jobs[:half])
+            await self._run_batch(jobs[half:])
+            return
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(failure)
 
     def _commit_item(self, tx: _Txn, notice_ids: Sequence[int]) -> Commit:
         changed = tuple(
@@ -612,6 +744,42 @@ class Engine:
             notices=notices,
             areas=tuple(sorted(tx.batch.outages)),
         )
+
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+MAX_RTO = 2**31 - 1
+
+
+def check_time(name: str, at: datetime) -> None:
+    """Refuse a time the rules or the store cannot use: naive, or outside 1900..9998."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidValue(name, "must carry a time zone")
+    if not EARLIEST <= at <= LATEST:
+        raise InvalidValue(name, f"{at.isoformat()} is outside 1900..9998")
+
+
+def check_observation(obs: Observation) -> None:
+    """Refuse an observation the rules or the store cannot use, before anything changes."""
+    check_time("at", obs.at)
+    if obs.rto_count is not None and not 0 <= obs.rto_count <= MAX_RTO:
+        raise InvalidValue("rto_count", f"must be between 0 and {MAX_RTO}")
+
+
+def check_ont(ont: Ont) -> None:
+    """Refuse inventory text that cannot be stored (e.g. lone UTF-16 surrogates)."""
+    for name in ("id", "name", "customer_id", "location", "ip", "area"):
+        value = getattr(ont, name)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidValue(name, "is not valid Unicode text") from None
+    if not ont.id:
+        raise InvalidValue("id", "must not be empty")
+    for name in ("lat", "lon"):
+        value = getattr(ont, name)
+        if value is not None and not math.isfinite(value):
+            raise InvalidValue(name, "must be a finite number")
 
 
 def _index_areas(onts: dict[str, Ont]) -> dict[str, set[str]]:

@@ -150,9 +150,18 @@ def _param_from_record(value: Any) -> ParamValue:
     return value  # type: ignore[no-any-return]
 
 
+_MAX_NUMERIC_ID_DIGITS = 1000  # int() refuses very long digit strings (sys.int_max_str_digits)
+
+
 def id_sort_key(ont_id: str) -> tuple[int, int | str]:
-    """Order ONT ids: numeric ids (from older systems) as numbers first, then the rest as text."""
-    return (0, int(ont_id)) if ont_id.isdigit() else (1, ont_id)
+    """Order ONT ids: numeric ids (from older systems) as numbers first, then the rest as text.
+
+    Only ASCII digits are numbers here: '²' and '١٢٣' pass str.isdigit() but not int(); they
+    sort as text, like any other id. Never raises, whatever the id holds.
+    """
+    if ont_id.isascii() and ont_id.isdigit() and len(ont_id) <= _MAX_NUMERIC_ID_DIGITS:
+        return (0, int(ont_id))
+    return (1, ont_id)
 
 
 def ip_is_valid(ip: str | None) -> bool:

@@ -121,6 +121,14 @@ class Subscription:
     min_severity: str = "warning"
 
 
+class StoreDown(RuntimeError):
+    """The store cannot write now (disk full, I/O error, locked, corrupt): no batch would succeed.
+
+    Store.commit raises it for faults of the storage itself; any other exception from commit
+    is taken as caused by the batch's data, and the engine retries the jobs apart to find it.
+    """
+
+
 class Store(Protocol):
     """Durable state behind the engine."""
 
@@ -213,6 +221,10 @@ class ReadModel(Protocol):
 
     async def notifications_by_id(self, ids: list[int]) -> list[Notification]:
         """These stored notifications, oldest first."""
+        ...
+
+    async def unread_horizon(self) -> tuple[int, int]:
+        """The unread count and the highest notification id, from one snapshot."""
         ...
 
     async def stats(self) -> dict[str, Any]:

@@ -92,7 +92,10 @@ def detect_flapping(
     state: OntState, at: datetime, th: Thresholds
 ) -> tuple[tuple[datetime, ...], bool, Event | None]:
     """Trim the transition log to the window; flapping is more than N transitions in it."""
+    # Bounded in time (the window) and in size: N+1 entries decide "more than N", and the
+    # newest one decides when flapping ends, so a 20,000-change push stays linear work.
     recent = tuple(t for t in state.transitions if at - t <= th.flap_window)
+    recent = recent[-(th.flap_transitions + 1) :]
     if state.flapping or len(recent) <= th.flap_transitions:
         return recent, state.flapping, None
     reason = Reason.of(
@@ -124,7 +127,10 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
     target, reason = classify(new, at, th)
     incident, event = advance_incident(new, target, reason, at)
     new = new.evolve(incident=incident)
-    events = tuple(_routed(e, ont, ctx, flapping) for e in (flap_event, event) if e is not None)
+    # While flapping, the one flapping notice (and later its end) speaks for every transition:
+    # no per-transition records at all, or one flapping ONT fills the notifications.
+    told = (flap_event,) if flapping else (event,)
+    events = tuple(_routed(e, ont, ctx, flapping) for e in told if e is not None)
     if obs.source is Source.IMPORT:
         events = ()  # an import sets a baseline (incidents included); it is not news
         if new.incident is not None and state.incident is None:

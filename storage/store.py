@@ -9,7 +9,7 @@ from typing import Any
 
 from i18n import Lang
 from monitor.outages import MassOutage
-from monitor.ports import Batch, Mute, Snapshot
+from monitor.ports import Batch, Mute, Snapshot, StoreDown
 from monitor.summary import summarize
 from storage.codec import (
     STATE_COLUMNS,
@@ -61,9 +61,19 @@ class SqliteStore:
         return Snapshot(onts, states, mutes, outages)
 
     async def commit(self, batch: Batch) -> list[int]:
-        """Write everything in the batch in one transaction; the notifications' new ids."""
+        """Write everything in the batch in one transaction; the notifications' new ids.
+
+        Faults of the database itself (disk full, I/O error, locked, corrupt) raise StoreDown;
+        a value SQLite refuses (too large an integer, bad text, a constraint) raises as it is,
+        which tells the engine that one job's data is at fault, not the store.
+        """
         statements = self._statements(batch, datetime.now(UTC))
-        return await self.db.run_in_writer(_run_transaction, statements)
+        try:
+            return await self.db.run_in_writer(_run_transaction, statements)
+        except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError):
+            raise
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreDown(f"{type(exc).__name__}: {exc}") from exc
 
     def _statements(self, batch: Batch, now: datetime) -> list[tuple[str, list[tuple[Any, ...]]]]:
         out: list[tuple[str, list[tuple[Any, ...]]]] = []
