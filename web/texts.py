@@ -158,6 +158,7 @@ JS_KEYS: tuple[str, ...] = tuple(
     in {
         "col_rto",
         "col_since",
+        "col_status",
         "shown_count",
         "mark_read",
         "read",

@@ -84,7 +84,8 @@ function popupContent(marker) {
   const nav = `https://www.google.com/maps/dir/?api=1&destination=${ont.lat.toFixed(6)},${ont.lon.toFixed(6)}`;
   const rows = [
     ["ID", ont.id],
-    [t("status_" + ont.status), `${t("severity_" + ont.severity)} · ${t("col_rto")} ${ont.rto_count}`],
+    [t("col_status"), `${t("status_" + ont.status)} · ${t("severity_" + ont.severity)}`],
+    [t("col_rto"), String(ont.rto_count)],
     [t("col_since"), when(ont.status_since)],
     [t("popup_customer"), ont.customer_id || "-"],
     [t("popup_ip"), ont.ip || "-"],
