@@ -21,6 +21,8 @@ from monitor.records import decision_json
 from ontwatch.logs import setup_logging
 from ontwatch.service import Service, utcnow
 from ontwatch.settings import Settings, SettingsError, load_settings
+from ontwatch.users_cli import add_parser as add_user_parser
+from ontwatch.users_cli import run as run_user
 from storage import backup as backups
 from storage.database import Database
 from storage.queries import Queries
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     bak.add_argument("--keep", type=int, default=None)
     res = sub.add_parser("restore", help="replace the database with a backup (service stopped)")
     res.add_argument("file", type=Path)
+    add_user_parser(sub)
     return p
 
 
@@ -275,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(settings, args.file)
         if args.command == "backup":
             return cmd_backup(settings, args.keep)
+        if args.command == "user":
+            return run_user(settings, args)
         if args.command == "restore":
             return cmd_restore(settings, args.file)
     except SettingsError as exc:
