@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from api.records import BulkStatusPush, OntRecord, StatusPush
+from api.records import AreaRename, BulkStatusPush, OntRecord, StatusPush
+from api.spreadsheet import XLSX_TYPE
 
 # Every reason: text in the service language, its code (monitor.model.ReasonCode), parameters.
 _REASON_PROPS: dict[str, Any] = {
@@ -164,16 +165,38 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": _json({"type": "array", "items": _ref("History")})},
     },
     ("POST", "/api/onts/import"): {
-        "summary": "Import the older system's onts.json list, or CSV; per-row report",
+        "summary": "Import the older system's onts.json list, CSV or an .xlsx; per-row report",
+        "parameters": [
+            {"name": "sheet", "in": "query", "schema": {"type": "string"}},
+            {"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
+        ],
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
                 "text/csv": {"schema": {"type": "string"}},
+                XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
         },
         "responses": {
             "200": _json({"type": "object", "required": ["imported", "refused", "rows"]})
+        },
+    },
+    ("POST", "/api/areas/rename"): {
+        "summary": "Merge one area into another (every ONT of the old name moves)",
+        "requestBody": _body(_ref("AreaRename")),
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["old", "new", "moved"],
+                    "properties": {
+                        "old": {"type": "string"},
+                        "new": {"type": "string"},
+                        "moved": {"type": "integer", "minimum": 0},
+                    },
+                }
+            )
         },
     },
     ("POST", "/api/ont-status/{id}"): {
@@ -297,6 +320,7 @@ def spec(app: web.Application) -> dict[str, Any]:
         "OntRecord": _schema(OntRecord),
         "StatusPush": _schema(StatusPush),
         "BulkStatusPush": _schema(BulkStatusPush),
+        "AreaRename": _schema(AreaRename),
     }
     return {
         "openapi": "3.1.0",

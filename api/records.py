@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -85,6 +86,15 @@ def _id_text(value: Any) -> Any:
     if isinstance(value, int):
         return str(value)
     return value.strip() if isinstance(value, str) else value
+
+
+class AreaRename(BaseModel):
+    """Body of POST /api/areas/rename: {"old": AREA, "new": AREA} merges old into new."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    old: str = Field(min_length=1, max_length=MAX_TEXT_LEN)
+    new: str = Field(min_length=1, max_length=MAX_TEXT_LEN)
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -300,13 +310,13 @@ def report_lines(report: Mapping[str, Any], name: str) -> list[str]:
     lines.extend(f"  note: {n}" for n in report.get("notes", []))
     if report.get("columns"):
         used = ", ".join(f"{h} → {f}" for f, h in report["columns"].items())
-        lines.append(f"  columns: {used}")
+        lines.extend(_wrapped(f"  columns: {used}"))
     for col in report.get("unused_columns", []):
         lines.append(f"  column {col['column']!r} not used: {col['reason']}")
     areas = report.get("areas", [])
     if areas:
         shown = ", ".join(f"{a['area'] or '(none)'} {a['count']}" for a in areas)
-        lines.append(f"  areas ({len(areas)}): {shown}")
+        lines.extend(_wrapped(f"  areas ({len(areas)}): {shown}"))
     for g in report.get("similar_areas", []):
         shown = ", ".join(f"{n} ({c})" for n, c in zip(g["names"], g["counts"], strict=True))
         lines.append(f"  areas that look like one: {shown}: {g['why']}")
@@ -320,6 +330,10 @@ def report_lines(report: Mapping[str, Any], name: str) -> list[str]:
         for warning in row["warnings"]:
             lines.append(f"  row {row['row']} (id {row['id']}): warning: {warning}")
     return lines
+
+
+def _wrapped(line: str) -> list[str]:
+    return textwrap.wrap(line, 96, subsequent_indent="      ", break_on_hyphens=False)
 
 
 class ImportFormatError(ValueError):

@@ -1,8 +1,14 @@
-"""The demo inventory: a few hundred ONTs around Yogyakarta with loopback IPs."""
+"""The demo: a few hundred ONTs around Yogyakarta with loopback IPs, in a database of its own.
+
+`ontwatch run --demo` never touches the configured database (ONTWATCH_DB): it runs on
+`demo/ontwatch.db` in the same folder, deleted and created afresh at every start, so the
+README's steps print the same alerts every time.
+"""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from monitor.model import Ont
 
@@ -40,3 +46,18 @@ def demo_inventory(count: int = 320, seed: int = 7) -> list[Ont]:
             )
         )
     return onts
+
+
+def demo_database(configured: Path) -> Path:
+    """The demo's own database beside the configured one: `<folder>/demo/ontwatch.db`."""
+    return configured.parent / "demo" / "ontwatch.db"
+
+
+def fresh_demo_database(configured: Path) -> Path:
+    """The demo database with its last run deleted (its tile cache stays); its path."""
+    path = demo_database(configured)
+    if path.resolve() == configured.resolve():
+        raise ValueError(f"ONTWATCH_DB {configured} is the demo's own database; choose another")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return path

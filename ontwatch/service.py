@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -86,6 +90,8 @@ class Service:
         anything (routers' pushes would all be 401), so start-up is refused with the fix.
         """
         s = self.settings
+        if s.db.is_dir():
+            raise SettingsError(f"ONTWATCH_DB: {s.db} is a directory; name the database file")
         if not s.host_is_loopback and s.api_token is None and count_admins(s.db) == 0:
             raise SettingsError(
                 f"ONTWATCH_HTTP_HOST: refusing to listen on {s.http_host} without "
@@ -119,7 +125,7 @@ class Service:
         """Open the database, start the engine, then serve HTTP."""
         self.check()
         s = self.settings
-        self.db = await Database(s.db).open()
+        self.db = await open_database(s.db)
         self.reads = Queries(self.db)
         # One renderer for /map and GET /api/map.png: one tile cache, shared renders.
         self.maps = MapRenderer(s.tile_url, s.db.parent / "tiles", user_agent=default_user_agent())
@@ -168,6 +174,8 @@ class Service:
 
     def _start_jobs(self) -> None:
         assert self.engine is not None and self.db is not None
+        # APScheduler logs every job added ("Adding job tentatively") and every run at INFO.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         s, engine, db = self.settings, self.engine, self.db
         backup_dir = s.backup_dir or s.db.parent / "backups"
 
@@ -285,7 +293,10 @@ class Service:
         await self.runner.setup()
         cap = connections.connection_cap()
         site = connections.CappedSite(self.runner, s.http_host, s.http_port, cap=cap)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise bind_error(s.http_host, s.http_port, exc) from None
         sockets = site.sockets
         self.port = sockets[0].getsockname()[1] if sockets else s.http_port
         log.info(
@@ -358,6 +369,31 @@ def bot_config(s: Settings) -> BotConfig:
 def bot_stores(db: Database) -> BotStores:
     """The bot's tables."""
     return BotStores(OutboxStore(db), ChatPrefs(db), Subscriptions(db))
+
+
+async def open_database(path: Path) -> Database:
+    """The database, or a SettingsError naming ONTWATCH_DB (exit 78) when it cannot be opened."""
+    try:
+        return await Database(path).open()
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SettingsError(f"ONTWATCH_DB: cannot open {path}: {reason}") from None
+
+
+def bind_error(host: str, port: int, exc: OSError) -> SettingsError:
+    """Why the HTTP socket could not be opened, naming the setting to change (exit 78)."""
+    if isinstance(exc, socket.gaierror):
+        return SettingsError(f"ONTWATCH_HTTP_HOST: cannot resolve {host!r}: {exc.strerror}")
+    if exc.errno == errno.EADDRINUSE:
+        return SettingsError(
+            f"ONTWATCH_HTTP_PORT: port {port} on {host} is taken (address already in use): "
+            "stop the other program or choose another port"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return SettingsError(f"ONTWATCH_HTTP_HOST: {host} is not an address of this machine")
+    if exc.errno == errno.EACCES:
+        return SettingsError(f"ONTWATCH_HTTP_PORT: port {port} needs privileges; use 1024 or above")
+    return SettingsError(f"ONTWATCH_HTTP_HOST/ONTWATCH_HTTP_PORT: cannot listen: {exc}")
 
 
 async def seed_demo(engine: Engine, now: datetime) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +24,8 @@ from pydantic_settings import (
 from monitor.model import Thresholds
 
 ChatIds = Annotated[tuple[int, ...], NoDecode]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 HostNames = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -33,7 +37,11 @@ def _env(name: str, *more: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Every setting of ontwatch, validated at start-up."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    # An empty variable is unset: `ONTWATCH_ALERT_CHATS=` (compose's `${VAR:-}`) must not beat
+    # the TOML file's alert_chats with an empty list.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, env_ignore_empty=True
+    )
 
     db: Path = Field(Path("./data/ontwatch.db"), validation_alias=_env("ONTWATCH_DB", "db"))
     http_host: str = Field("127.0.0.1", validation_alias=_env("ONTWATCH_HTTP_HOST", "http_host"))
@@ -170,6 +178,20 @@ class Settings(BaseSettings):
         if isinstance(raw, str) and not raw.strip():
             return None
         return raw.strip() if isinstance(raw, str) else value
+
+    @field_validator("http_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        # Checked before any lookup: a value that cannot be a name never reaches the resolver.
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(value)
+            return value
+        if _HOST_NAME.fullmatch(value):
+            return value
+        hint = ""
+        if "#" in value or " " in value:
+            hint = " (an inline comment? systemd and Docker keep all after '=' in the value)"
+        raise ValueError(f"not an IP address or host name: {value!r}{hint}")
 
     @field_validator("probe", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ontwatch.demo import demo_database
 from tests.e2e.harness import FakeBotProcess, wait_until
 from tests.process import ServiceProcess, free_port, service_env
 
@@ -53,10 +54,12 @@ def test_undelivered_alert_survives_kill9_and_goes_out_once(
         fake.control("clear_faults")
         assert fake.texts(GROUP) == []
 
-        svc = ServiceProcess(env, "--demo", log=log)
+        # Restarts on the same database: --demo would start afresh, so run on its database.
+        env = {**env, "ONTWATCH_DB": str(demo_database(Path(env["ONTWATCH_DB"])))}
+        svc = ServiceProcess(env, log=log)
         wait_until(lambda: len(fake.texts(GROUP)) >= 1)
         assert svc.stop() == 0
-        svc = ServiceProcess(env, "--demo", log=log)
+        svc = ServiceProcess(env, log=log)
         time.sleep(3)  # a restart after a clean stop must not send it again
         texts = fake.texts(GROUP)
         assert len(texts) == 1 and "KRITIS" in texts[0]  # default language: id

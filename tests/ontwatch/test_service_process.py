@@ -60,11 +60,13 @@ def test_demo_simulate_and_notifications(demo: ServiceProcess) -> None:
 
 def test_answered_push_survives_kill9(tmp_path: Path) -> None:
     env = service_env(tmp_path / "k.db", free_port())
-    svc = ServiceProcess(env, "--demo", log=tmp_path / "k.log")
+    svc = ServiceProcess(env, log=tmp_path / "k.log")  # not --demo: its database is fresh
+    code, _ = svc.request("POST", "/api/onts", {"id": "3", "name": "Baciro 3", "ip": "127.0.0.3"})
+    assert code == 201
     code, body = svc.request("POST", "/api/ont-status/3", {"status": "OFF", "rto_count": 4})
     assert code == 200 and body["severity"] == "critical"
     svc.kill9()  # right after the answer: no clean shutdown, no chance to flush anything
-    svc2 = ServiceProcess(env, "--demo", log=tmp_path / "k.log")
+    svc2 = ServiceProcess(env, log=tmp_path / "k.log")
     try:
         ont = svc2.get("/api/onts/3")
         assert (ont["status"], ont["rto_count"], ont["severity"]) == ("OFF", 4, "critical")
