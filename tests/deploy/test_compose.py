@@ -121,7 +121,7 @@ def test_compose_environment_is_valid_for_ontwatch(
         monkeypatch.setenv(name, value)
     s = load_settings()
     Service(s).check()  # 0.0.0.0 with a token: allowed
-    assert s.http_host == "0.0.0.0" and s.bot_enabled and s.probe is True
+    assert s.http_host == "0.0.0.0" and s.bot_enabled and s.probe is not False  # unset: on
     assert s.api_token is not None and s.api_token.get_secret_value() == "t0k3n-xyz"
     assert (s.lang, s.timezone, s.log_level, s.alert_chats) == ("id", "Asia/Jakarta", "INFO", ())
 
@@ -146,6 +146,26 @@ def test_host_variables_reach_the_settings(
     assert s.chats_allowed == {-1001234567890, -1009876543210, 42}
     assert s.lang == "en" and s.probe is False
     assert not s.bot_enabled  # an empty bot token file: the bot stays off
+
+
+def test_the_toml_file_is_not_beaten_by_compose_variables_left_empty(
+    clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing set on the host: compose passes empty variables, and the mounted TOML wins."""
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        'alert_chats = [-1001234567890]\nallowed_chats = [42]\nlang = "en"\n'
+        'timezone = "Asia/Makassar"\nprobe = false\nlog_level = "WARNING"\n'
+    )
+    env = container_env(
+        tmp_path, host={}, secrets={"telegram_bot_token": "", "ontwatch_api_token": "t0k3n-xyz"}
+    )
+    assert env["ONTWATCH_ALERT_CHATS"] == ""  # what compose passes when the host sets nothing
+    for name, value in {**env, "ONTWATCH_CONFIG": str(toml)}.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert s.alert_chats == (-1001234567890,) and s.chats_allowed == {-1001234567890, 42}
+    assert (s.lang, s.timezone, s.probe, s.log_level) == ("en", "Asia/Makassar", False, "WARNING")
 
 
 def test_an_empty_api_token_file_does_not_open_writes(
