@@ -94,40 +94,44 @@ function offlineRow(ont) {
   );
 }
 
-function sinceKey(row) {
-  const time = Date.parse(row.dataset.since || "");
+function sinceMs(iso) {
+  const time = Date.parse(iso || "");
   return Number.isNaN(time) ? Infinity : time;
+}
+
+// Every OFF ONT the page knows, longest down first; rows are built only for the ones shown.
+const offline = new Map(); // id -> { since: ms, row: Element | null, ont: record | null }
+
+function loadOffline() {
+  const body = document.getElementById("offline-list");
+  if (!body) return;
+  for (const row of body.children) {
+    offline.set(row.dataset.ontId, { since: sinceMs(row.dataset.since), row, ont: null });
+  }
 }
 
 function applyOnts(data) {
   const body = document.getElementById("offline-list");
   if (!body) return;
-  const rows = new Map([...body.children].map((row) => [row.dataset.ontId, row]));
   let changed = false;
-  for (const id of data.deleted || []) {
-    if (rows.has(id)) {
-      rows.get(id).remove();
-      rows.delete(id);
-      changed = true;
-    }
-  }
+  for (const id of data.deleted || []) changed = offline.delete(id) || changed;
   for (const ont of data.onts || []) {
-    const old = rows.get(ont.id);
     if (ont.status === "OFF") {
-      const row = offlineRow(ont);
-      if (old) old.replaceWith(row);
-      rows.set(ont.id, row);
+      offline.set(ont.id, { since: sinceMs(ont.status_since || ont.last_seen), row: null, ont });
       changed = true;
-    } else if (old) {
-      old.remove();
-      rows.delete(ont.id);
-      changed = true;
+    } else {
+      changed = offline.delete(ont.id) || changed;
     }
   }
   if (changed) {
-    const sorted = [...rows.values()];
-    sorted.sort((a, b) => sinceKey(a) - sinceKey(b) || a.dataset.ontId.localeCompare(b.dataset.ontId, undefined, { numeric: true }));
-    body.replaceChildren(...sorted.slice(0, OFFLINE_ROWS));
+    const sorted = [...offline.entries()].sort(
+      ([a, x], [b, y]) => x.since - y.since || a.localeCompare(b, undefined, { numeric: true }),
+    );
+    const rows = sorted.slice(0, OFFLINE_ROWS).map(([, entry]) => {
+      if (entry.row === null) entry.row = offlineRow(entry.ont);
+      return entry.row;
+    });
+    body.replaceChildren(...rows);
     syncEmpty(body);
   }
   refreshAreasSoon();
@@ -157,6 +161,7 @@ function tickDurations() {
   }
 }
 
+loadOffline();
 initHeader();
 initKeys();
 on("stats", applyStats);

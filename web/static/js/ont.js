@@ -28,20 +28,33 @@ function applyState(ont) {
     sinceNode.replaceChildren(when(ont.status_since), " ",
       el("span", { class: "duration", text: `(${duration(since(ont.status_since))})` }));
   }
-  const incident = document.getElementById("ont-incident");
   const inc = ont.incident;
-  const facts = incident ? incident.querySelector("dl.facts") : null;
-  const wasOpen = facts !== null;
-  if (incident && (wasOpen !== (inc !== null))) {
-    reloadPage(); // an incident opened or closed: the panel's layout changes
-    return;
-  }
-  if (inc && facts) {
-    setField(facts, "severity", t("severity_" + inc.severity));
-    if (inc.reason) setField(facts, "reason", inc.reason);
-  }
+  renderIncident(inc);
   const ack = document.querySelector('#ont-actions button[data-action="ack"]');
   if (ack) ack.disabled = !inc || Boolean(inc.acked_at);
+}
+
+// The incident panel, redrawn from the stream's record (no reload when one opens or closes).
+function renderIncident(inc) {
+  const section = document.getElementById("ont-incident");
+  if (!section) return;
+  const old = section.querySelector(":scope > dl.facts, :scope > p.empty");
+  let node;
+  if (!inc) {
+    node = el("p", { class: "empty", text: t("no_incident") });
+  } else {
+    const acked = inc.acked_at
+      ? when(inc.acked_at) + (inc.acked_by ? ` · ${inc.acked_by}` : "")
+      : t("incident_not_acked");
+    node = el("dl", { class: "facts" },
+      el("dt", { text: t("col_severity") }), el("dd", { class: "severity", text: t("severity_" + inc.severity) }),
+      el("dt", { text: t("incident_opened") }),
+      el("dd", { class: "opened", text: `${when(inc.opened_at)} (${duration(since(inc.opened_at))})` }),
+      el("dt", { text: t("col_reason") }), el("dd", { class: "reason", text: inc.reason || "" }),
+      el("dt", { text: t("incident_acked") }), el("dd", { class: "acked", text: acked }));
+  }
+  if (old) old.replaceWith(node);
+  else section.querySelector("h2").after(node);
 }
 
 let historyBusy = false;
