@@ -29,7 +29,7 @@ from maps.render import MapRenderer, encode_png
 from maps.style import COLOURS, category_of
 from maps.tile_fetch import default_user_agent
 from maps.view import MapView
-from monitor.model import Incident, Ont, OntState, Severity, Status
+from monitor.model import Incident, Ont, OntState, Reason, ReasonCode, Severity, Status
 from tests.fakes.tile_server import ThreadedTileServer
 
 CENTRE = (-7.80, 110.37)  # Yogyakarta
@@ -69,13 +69,15 @@ def demo_inventory(n: int, seed: int = 7) -> list[tuple[Ont, OntState]]:
         )
         roll = rnd.random()
         if area == OUTAGE_AREA:
-            inc = Incident(Severity.CRITICAL, since, "mass outage", mass_outage=area)
+            why = Reason.of(ReasonCode.MASS_OUTAGE_MEMBER, area=area)
+            inc = Incident(Severity.CRITICAL, since, why, mass_outage=area)
             state = OntState(ont_id, Status.OFF, rto_count=3, incident=inc)
         elif roll < 0.03:
-            inc = Incident(Severity.CRITICAL, since, "OFF for more than 1 hour")
+            why = Reason.of(ReasonCode.OFF_LONGER_THAN, seconds=3600)
+            inc = Incident(Severity.CRITICAL, since, why)
             state = OntState(ont_id, Status.OFF, rto_count=5, incident=inc)
         elif roll < 0.08:
-            inc = Incident(Severity.WARNING, since, "rto 1")
+            inc = Incident(Severity.WARNING, since, Reason.of(ReasonCode.RTO_ABOVE_ZERO, rto=1))
             state = OntState(ont_id, Status.ON, rto_count=1, incident=inc)
         elif roll < 0.10:
             state = OntState(ont_id, Status.UNKNOWN)

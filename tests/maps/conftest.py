@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from maps.render import MapRenderer
-from monitor.model import Incident, Ont, OntState, Severity, Status
+from monitor.model import Incident, Ont, OntState, Reason, ReasonCode, Severity, Status
 from tests.fakes.tile_server import TileServer
 
 NOW = datetime(2026, 11, 27, 7, 5, tzinfo=UTC)  # 14:05 WIB
@@ -20,7 +20,7 @@ UA = "ontwatch/0.1.0 (+https://github.com/ontwatch/ontwatch)"
 
 def state(ont_id: str, status: Status, severity: Severity = Severity.OK) -> OntState:
     """An OntState with an incident of the given severity (none for ok)."""
-    inc = None if severity is Severity.OK else Incident(severity, NOW, "test")
+    inc = None if severity is Severity.OK else Incident(severity, NOW, Reason(ReasonCode.WENT_OFF))
     return OntState(ont_id, status, incident=inc)
 
 
