@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from monitor.engine import Engine
+from monitor.engine import Engine, StoreUnavailable
 from monitor.model import Observation, Ont, Status
 from monitor.view import EngineView
 from storage.queries import Queries
@@ -444,3 +444,41 @@ async def test_static_js_uses_no_innerhtml(client: TestClient) -> None:
         source = re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.M)  # code, not comments
         assert "innerHTML" not in source and "insertAdjacentHTML" not in source, path.name
         assert "eval(" not in source, path.name
+
+
+class FailingReads(Queries):
+    """Queries whose notification reads fail the way a broken or missing database does."""
+
+    def __init__(self, inner: Queries, error: Exception) -> None:
+        super().__init__(inner.db)
+        self.error = error
+
+    async def notifications(self, **kw: Any) -> list[Any]:  # type: ignore[override]
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "words"),
+    [
+        (RuntimeError("boom"), 500, "Something went wrong on the server."),
+        (StoreUnavailable("disk I/O error"), 503, "Storage unavailable, try again."),
+    ],
+)
+async def test_a_failing_read_is_an_html_error_page_and_the_next_request_works(
+    engine: Engine,
+    reads: Queries,
+    clock: ManualClock,
+    who: Who,
+    error: Exception,
+    status: int,
+    words: str,
+) -> None:
+    await seed(engine, clock)
+    broken = FailingReads(reads, error)
+    async with TestClient(TestServer(build_app(engine, broken, clock, who))) as c:
+        r = await c.get("/notifications", cookies={"lang": "en"})
+        assert r.status == status and r.content_type == "text/html"
+        body = await r.text()
+        assert words in body and "boom" not in body and "Traceback" not in body
+        r = await c.get("/api/stats")  # one bad request never fails another's
+        assert r.status == 200
