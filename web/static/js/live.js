@@ -77,6 +77,20 @@ function scheduleReconnect() {
   if (retryTimer !== null) return;
   retryTimer = setTimeout(connect, retryMs);
   retryMs = Math.min(retryMs * 2, 30000);
+  checkSession();
+}
+
+// A stream refused outright may mean the session ended: then go to the login page.
+async function checkSession() {
+  try {
+    const response = await fetch("/api/stats", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (response.status === 401) {
+      const next = window.location.pathname + window.location.search;
+      window.location.assign("/login?next=" + encodeURIComponent(next));
+    }
+  } catch (err) {
+    // the service is down: keep retrying the stream
+  }
 }
 
 export function start() {
