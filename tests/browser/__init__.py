@@ -1,0 +1,1 @@
+"""Browser tests: the live pages in real headless Chromium, driven by selenium."""
