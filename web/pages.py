@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +12,8 @@ from aiohttp import web
 
 from i18n.words import severity_label, status_label
 from monitor.engine import UnknownOnt
-from monitor.model import Ont, OntState, Severity, Status
+from monitor.model import Incident, Ont, OntState, Severity, Status
+from monitor.ports import HistoryRow
 from monitor.records import ont_json
 from web import texts
 from web.app import WebDeps, request_lang, tz_name, web_deps
@@ -283,6 +285,38 @@ def navigation_url(lat: float, lon: float) -> str:
     return f"https://www.google.com/maps/dir/?api=1&destination={lat:.6f},{lon:.6f}"
 
 
+def history_row(h: HistoryRow, d: WebDeps, lang: texts.Lang) -> dict[str, Any]:
+    """One line of an ONT's history, in words."""
+    return {
+        "id": h.id,
+        "when": when(h.at, d.tz),
+        "status": h.status,
+        "status_label": status_label(h.status, lang),
+        "rto": h.rto_count,
+        "severity": h.severity,
+        "severity_label": severity_label(h.severity, lang),
+        "source": h.source,
+        "reason": reason_text(h.reason, lang),
+    }
+
+
+def incident_view(
+    inc: Incident | None, now: datetime, d: WebDeps, lang: texts.Lang
+) -> dict[str, Any] | None:
+    """The open incident in words, or None."""
+    if inc is None:
+        return None
+    return {
+        "severity": inc.severity.value,
+        "severity_label": severity_label(inc.severity.value, lang),
+        "opened": when(inc.opened_at, d.tz),
+        "open_for": duration(now - inc.opened_at, lang),
+        "reason": reason_text(inc.reason, lang),
+        "acked": when(inc.acked_at, d.tz) if inc.acked_at else None,
+        "acked_by": inc.acked_by,
+    }
+
+
 @routes.get("/onts/{id}")
 async def ont_page(request: web.Request) -> web.Response:
     """One ONT: state, incident, mute, location and history."""
@@ -294,22 +328,8 @@ async def ont_page(request: web.Request) -> web.Response:
     ont, state = pair
     now = d.clock()
     since = state.status_since
-    inc = state.incident
     mute = d.view.mute(f"ont:{ont.id}") or (d.view.mute(f"area:{ont.area}") if ont.area else None)
-    history = [
-        {
-            "id": h.id,
-            "when": when(h.at, d.tz),
-            "status": h.status,
-            "status_label": status_label(h.status, lang),
-            "rto": h.rto_count,
-            "severity": h.severity,
-            "severity_label": severity_label(h.severity, lang),
-            "source": h.source,
-            "reason": reason_text(h.reason, lang),
-        }
-        for h in await d.reads.history(ont.id, HISTORY_ROWS)
-    ]
+    history = [history_row(h, d, lang) for h in await d.reads.history(ont.id, HISTORY_ROWS)]
     notes = await d.reads.notifications(limit=10, ont_id=ont.id)
     has_pos = ont.lat is not None and ont.lon is not None
     context = {
@@ -323,17 +343,7 @@ async def ont_page(request: web.Request) -> web.Response:
         "since_for": duration(now - since, lang) if since else "-",
         "last_seen": when(state.last_seen, d.tz),
         "last_on": when(state.last_on, d.tz),
-        "incident": None
-        if inc is None
-        else {
-            "severity": inc.severity.value,
-            "severity_label": severity_label(inc.severity.value, lang),
-            "opened": when(inc.opened_at, d.tz),
-            "open_for": duration(now - inc.opened_at, lang),
-            "reason": reason_text(inc.reason, lang),
-            "acked": when(inc.acked_at, d.tz) if inc.acked_at else None,
-            "acked_by": inc.acked_by,
-        },
+        "incident": incident_view(state.incident, now, d, lang),
         "muted_until": when(mute.until, d.tz) if mute and mute.until > now else None,
         "muted_here": d.view.mute(f"ont:{ont.id}") is not None,
         "history": history,
