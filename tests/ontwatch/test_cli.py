@@ -17,7 +17,7 @@ from openpyxl import Workbook
 
 from ontwatch.cli import COMMANDS, build_parser, main
 from tests.conftest import HOTSPOT
-from tests.process import ServiceProcess, cli, free_port, service_env
+from tests.process import ROOT, ServiceProcess, cli, free_port, service_env
 
 INDONESIAN_CSV = (
     "\ufeffNo;ID;Nama;Lokasi;Latitude;Longitude;IP;Status\r\n"
@@ -197,11 +197,18 @@ def quick_start(tmp_path: Path, db: Path) -> str:
     env = service_env(db, free_port())
     svc = ServiceProcess(env, "--demo", log=tmp_path / "demo.log")
     try:
-        done = cli("simulate", "5", "--delay", "0.3", env=env)
+        done = cli("simulate", "5", env=env)  # the README's command: one second between steps
         assert done.returncode == 0, done.stderr
-        return done.stdout.replace(svc.base, "BASE")
+        return done.stdout.replace(svc.base, "http://127.0.0.1:5000")
     finally:
         assert svc.stop() == 0
+
+
+def readme_simulate_output() -> str:
+    """The output the README shows for the quick start's `simulate 5`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("`simulate` prints, on every run of these steps:", 1)[1]
+    return block.split("```\n", 2)[1]
 
 
 def test_the_quick_start_prints_the_same_twice_and_leaves_the_database_alone(
@@ -210,7 +217,7 @@ def test_the_quick_start_prints_the_same_twice_and_leaves_the_database_alone(
     db = tmp_path / "data" / "ontwatch.db"
     first = quick_start(tmp_path, db)
     second = quick_start(tmp_path, db)
-    assert first == second
+    assert first == second == readme_simulate_output()
     assert first.count("step ") == 5 and "flapping" not in first
     assert "severity critical" in first.splitlines()[-1]
     assert not db.exists()  # the demo has its own database; ONTWATCH_DB is not touched
