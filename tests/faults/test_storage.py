@@ -66,9 +66,16 @@ def test_disk_full_writes_503_reads_work_then_recovers(small_fs: Path) -> None:
     try:
         onts = [{"id": str(i), "name": f"Disk {i}", "area": f"A{i}"} for i in range(1, 51)]
         assert request(svc.base, "POST", "/api/onts", onts)[0] in (200, 201)
+        acked: dict[str, int] = {}
+        for i in range(3, 51):  # acknowledged before the disk fills: these must survive
+            code, body = request(
+                svc.base, "POST", f"/api/ont-status/{i}", {"status": "OFF", "rto_count": 1000 + i}
+            )
+            assert code == 200, (code, body)
+            acked[str(i)] = 1000 + i
+        acked_before_full = len(acked)
         filler = small_fs / "filler"
         filled = fill(filler)
-        acked: dict[str, int] = {}
         refused: list[dict[str, object]] = []
         # Bounded: the WAL may absorb a few writes before SQLite needs new space.
         for rto in range(1, 401):
@@ -106,9 +113,15 @@ def test_disk_full_writes_503_reads_work_then_recovers(small_fs: Path) -> None:
         _, listed = request(svc.base, "GET", "/api/onts")
         state = {o["id"]: o["rto_count"] for o in listed}
         lost = [i for i, r in acked.items() if i not in {"1", "2"} and state.get(i) != r]
+        svc.stop()  # and after a restart, from the database file itself
+        svc = ServiceProcess(env, log=small_fs.parent / "service2.log")
+        _, listed = request(svc.base, "GET", "/api/onts")
+        restarted = {o["id"]: o["rto_count"] for o in listed}
+        lost += [i for i, r in acked.items() if i not in {"1", "2"} and restarted.get(i) != r]
         figure(
             "FAULT disk-full",
             filler_bytes=filled,
+            acked_before_full=acked_before_full,
             writes_ok_before_503=len(acked),
             first_error=f"'{refused[0]['error']}: {refused[0]['detail']}'",
             reads_while_full="/".join(map(str, reads)),
@@ -119,7 +132,9 @@ def test_disk_full_writes_503_reads_work_then_recovers(small_fs: Path) -> None:
         assert reads[:3] == [200, 200, 200]
         assert second[0] == 503
         assert recovered is not None and state["2"] == 99_999
+        assert acked_before_full == 48 and len(acked) >= acked_before_full  # the set is not empty
         assert lost == []
+        assert restarted["2"] == 99_999
     finally:
         svc.stop()
 
