@@ -25,7 +25,13 @@ from aiohttp import web
 
 from storage.users import SessionPolicy, Users
 from web.access import PUBLIC, SAFE_METHODS, Role, required_role
-from web.security import HOSTS, HostPolicy, Refusal, security_headers, security_middleware
+from web.security import (
+    HostPolicy,
+    Refusal,
+    check_host,
+    security_headers,
+    security_middleware,
+)
 
 __all__ = ["ACCESS", "LOCAL", "AccessConfig", "Principal", "Role", "install"]
 
@@ -172,9 +178,12 @@ def _unauthenticated(request: web.Request) -> web.HTTPException:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Set request["principal"] and enforce the least role of the access table."""
+    """Check the Host, set request["principal"], enforce the least role of the access table."""
     cfg = request.app[ACCESS]
-    principal = await identify(request) or cfg.anonymous(request.method)
+    known = await identify(request)
+    if known is None or known.via != "token":
+        check_host(request, cfg.hosts)  # DNS rebinding; a valid token is no rebinding page
+    principal = known or cfg.anonymous(request.method)
     request["principal"] = principal
     need = required_role(request.method, request.rel_url.raw_path)
     if need is PUBLIC:
@@ -195,7 +204,6 @@ def install(app: web.Application, cfg: AccessConfig) -> None:
     from web.login import routes as login_routes  # login.py imports this module
 
     app[ACCESS] = cfg
-    app[HOSTS] = cfg.hosts
     app.middlewares.insert(0, auth_middleware)
     app.middlewares.insert(0, security_middleware)
     app.on_response_prepare.append(security_headers)

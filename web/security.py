@@ -3,7 +3,9 @@ and the security headers on every answer.
 
 - Host: only the names the service answers to (DNS rebinding: a hostile name that resolves
   to this machine must not let a browser page read it). IP literals are always fine (no
-  rebinding through them), so are localhost and ONTWATCH_PUBLIC_NAMES.
+  rebinding through them), so are localhost and ONTWATCH_PUBLIC_NAMES. Checked in
+  web/auth.py, which knows the tokens: a request with a valid bearer token is a script
+  (an agent, a router, Prometheus) and may use any name; a rebinding page knows no token.
 - Origin: a state-changing request whose Origin (or, without one, Referer) is another
   origin is refused 403 (a page elsewhere cannot make the browser write here).
 - Content-Type: a write with a body must declare JSON, a form, CSV or a spreadsheet; the
@@ -136,17 +138,21 @@ def same_origin(origin: str, host_header: str | None) -> bool:
     return url.hostname.lower() == name and (origin_port or default) == (port or default)
 
 
-def check_request(request: web.Request, hosts: HostPolicy) -> None:
-    """Raise a Refusal for a foreign Host, a cross-origin write or a write of the wrong type."""
-    host = request.headers.get("Host")
-    if not hosts.allows(host):
+def check_host(request: web.Request, hosts: HostPolicy) -> None:
+    """Raise a Refusal (421) when the Host header names another service."""
+    if not hosts.allows(request.headers.get("Host")):
         raise Refusal(
             421,
             "unknown host name",
             {"header": "Host", "hint": "add the name to ONTWATCH_PUBLIC_NAMES"},
         )
+
+
+def check_request(request: web.Request) -> None:
+    """Raise a Refusal for a cross-origin write or a write of the wrong type."""
     if request.method in SAFE_METHODS:
         return
+    host = request.headers.get("Host")
     origin = request.headers.get("Origin")
     source, header = (origin, "Origin") if origin is not None else (None, "")
     if source is None and request.headers.get("Referer"):
@@ -170,14 +176,11 @@ def _write_type(mimetype: str) -> bool:
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The Host, Origin and Content-Type checks, before anything else runs."""
-    check_request(request, request.app[HOSTS])
+    """The Origin and Content-Type checks, before anything else runs."""
+    check_request(request)
     return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """CSP, Referrer-Policy and nosniff on every answer (pages, JSON, files, errors, streams)."""
     response.headers.update(HEADERS)
-
-
-HOSTS = web.AppKey("hosts", HostPolicy)

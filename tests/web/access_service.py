@@ -26,7 +26,14 @@ DEAD_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # the discard port: nothing a
 
 def inventory() -> list[Ont]:
     return [
-        Ont(id=str(i), name=f"Baciro RT {i}", area="Baciro", ip=f"127.0.1.{i}", lat=-7.79, lon=110.38)
+        Ont(
+            id=str(i),
+            name=f"Baciro RT {i}",
+            area="Baciro",
+            ip=f"127.0.1.{i}",
+            lat=-7.79,
+            lon=110.38,
+        )
         for i in range(1, 4)
     ]
 
@@ -63,9 +70,9 @@ def session(**kw: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), **kw)
 
 
-async def login(http: aiohttp.ClientSession, svc: Service, name: str, password: str = PASSWORD) -> int:
-    async with http.post(
-        base(svc) + "/login", json={"username": name, "password": password}
-    ) as r:
+async def login(
+    http: aiohttp.ClientSession, svc: Service, name: str, password: str = PASSWORD
+) -> int:
+    async with http.post(base(svc) + "/login", json={"username": name, "password": password}) as r:
         await r.read()
         return r.status

@@ -149,6 +149,18 @@ async def test_foreign_host_is_refused_everywhere(tmp_path: Path) -> None:
                 assert r.status == 200, host
 
 
+async def test_a_valid_token_may_use_any_host_name(tmp_path: Path) -> None:
+    """Agents, routers and Prometheus reach the service by names nobody listed; a rebinding
+    page cannot, as it knows no token (a wrong one is refused like none)."""
+    async with running(tmp_path, api_token=ADMIN_TOKEN) as svc, session() as http:
+        for token, status in ((ADMIN_TOKEN, 200), ("guess", 421), (None, 421)):
+            headers = {"Host": "ontwatch.internal:5000"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            async with http.get(base(svc) + "/api/stats", headers=headers) as r:
+                assert r.status == status, token
+
+
 WRITES = [
     # (headers, body, expected status)
     ({"Content-Type": "application/json"}, b'{"status": "OFF"}', 200),
