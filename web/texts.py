@@ -159,6 +159,7 @@ JS_KEYS: tuple[str, ...] = tuple(
         "col_rto",
         "col_since",
         "col_status",
+        "action_ack",
         "col_severity",
         "col_reason",
         "incident_opened",

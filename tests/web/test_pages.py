@@ -229,9 +229,16 @@ async def test_dashboard_lists_mass_outages(
     assert EngineView(engine).outages(), "the rules should have opened a mass outage"
     async with TestClient(TestServer(build_app(engine, reads, clock, who))) as c:
         body = await page(c, "/")
-    outages = re.search(r'<ul id="outages".*?</ul>', body, re.S)
-    assert outages and '<li data-area="Kotabaru"' in outages.group(0)
-    assert "8 ONT" in outages.group(0)
+        outages = re.search(r'<ul id="outages".*?</ul>', body, re.S)
+        assert outages and '<li data-area="Kotabaru" class="unacked"' in outages.group(0)
+        assert "8 ONT" in outages.group(0)
+        assert 'class="ack-area" data-area="Kotabaru"' in outages.group(0)
+        r = await c.post("/api/areas/Kotabaru/ack")
+        assert r.status == 200 and (await r.json())["acked"] is True
+        body = await page(c, "/")
+        outages = re.search(r'<ul id="outages".*?</ul>', body, re.S)
+        assert outages and '<li data-area="Kotabaru" class="acked"' in outages.group(0)
+        assert "ack-area" not in outages.group(0)
 
 
 # -- map -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import { el, ontHref, syncEmpty } from "./dom.js";
 import { duration, since, t, when } from "./format.js";
-import { initHeader } from "./header.js";
+import { initHeader, toast } from "./header.js";
 import { initKeys } from "./keys.js";
 import { on, reloadPage, start } from "./live.js";
 
@@ -38,6 +38,9 @@ function renderOutages(outages) {
     el("a", { class: "area", href: "/map?area=" + encodeURIComponent(o.area), text: o.area }), " ",
     el("span", { class: "line", text: t("outage_line", { count: o.count, since: when(o.started_at) }) }),
     o.acked ? el("span", { class: "tag", text: t("acked") }) : null,
+    !o.acked && list.dataset.canOperate === "1"
+      ? el("button", { type: "button", class: "ack-area", "data-area": o.area, text: t("action_ack") })
+      : null,
   ));
   list.replaceChildren(...rows);
   syncEmpty(list);
@@ -154,6 +157,22 @@ function applyNotifications(data) {
   syncEmpty(list);
 }
 
+// An operator acknowledges an area's mass outage (stops its reminders).
+async function ackArea(button) {
+  button.disabled = true;
+  try {
+    const response = await fetch(`/api/areas/${encodeURIComponent(button.dataset.area)}/ack`, {
+      method: "POST", credentials: "same-origin", headers: { Accept: "application/json" },
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    toast(t("action_done"), "ok");
+  } catch (err) {
+    button.disabled = false;
+    toast(t("action_failed", { error: err.message }), "warning");
+  }
+}
+
 function tickDurations() {
   for (const row of document.querySelectorAll("#offline-list tr[data-since]")) {
     const cell = row.querySelector(".duration");
@@ -161,6 +180,13 @@ function tickDurations() {
   }
 }
 
+const outageList = document.getElementById("outages");
+if (outageList) {
+  outageList.addEventListener("click", (event) => {
+    const button = event.target.closest("button.ack-area");
+    if (button && !button.disabled) ackArea(button);
+  });
+}
 loadOffline();
 initHeader();
 initKeys();
