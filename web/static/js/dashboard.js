@@ -36,7 +36,7 @@ function renderOutages(outages) {
     "li",
     { "data-area": o.area, class: o.acked ? "acked" : "unacked" },
     el("a", { class: "area", href: "/map?area=" + encodeURIComponent(o.area), text: o.area }), " ",
-    el("span", { class: "line", text: t("outage_line", { count: o.count, since: when(o.started_at) }) }),
+    el("span", { class: "line", text: t("outage_line", { count: o.count, since: when(o.started_at) }) }), " ",
     o.acked ? el("span", { class: "tag", text: t("acked") }) : null,
     !o.acked && list.dataset.canOperate === "1"
       ? el("button", { type: "button", class: "ack-area", "data-area": o.area, text: t("action_ack") })
