@@ -126,3 +126,28 @@ def test_an_imported_incident_is_marked_as_the_baseline() -> None:
     assert rules.is_baseline(state.incident)
     assert state.incident is not None and state.incident.acked_at is not None
     assert not rules.is_baseline(imported(Status.ON, 0).incident)
+
+
+async def test_the_real_export_imported_stays_silent_in_the_engine(engine, clock, reads) -> None:  # type: ignore[no-untyped-def]
+    """The 417-ONT export through the importer and the engine: ticks and probes tell nothing."""
+    from zoneinfo import ZoneInfo
+
+    from api.app import apply_import
+    from api.records import parse_import
+    from tests.conftest import HOTSPOT
+
+    plan = parse_import(HOTSPOT.read_bytes(), "application/json")
+    await apply_import(engine, plan, ZoneInfo("Asia/Jakarta"), clock.now)
+    off = [i for i, s in engine.states.items() if s.status is Status.OFF]
+    assert len(off) == 36
+    told = []
+    for seconds in (15, 2 * H, 5 * H, 30 * H):  # the 15 s tick, escalation, reminders
+        told += [e for e in await engine.tick(NOW + timedelta(seconds=seconds)) if e.notify]
+    for n in range(1, 5):  # probes losing echoes of an ONT imported OFF
+        at = NOW + timedelta(hours=31, seconds=5 * n)
+        decision = await engine.ingest(Observation.probe(off[0], False, at))
+        told += [e for e in decision.events if e.notify]
+    assert told == []
+    assert (await reads.unread_count()) == 0
+    back = await engine.ingest(Observation.probe(off[1], True, NOW + timedelta(hours=32)))
+    assert [e.kind for e in back.events if e.notify] == [EventKind.RESOLVED]
