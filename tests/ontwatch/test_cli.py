@@ -271,3 +271,22 @@ def cli_cmd() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "ontwatch.cli"]
+
+
+def test_the_readmes_spreadsheet_import_report_is_what_the_command_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's migration example, saved as Excel would, gives the report the README shows."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("A spreadsheet as an Indonesian Excel saves it", 1)[1]
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    sheet, report = blocks[0], blocks[1]
+    monkeypatch.chdir(tmp_path)
+    for name in ("ONTWATCH_CONFIG", "ONTWATCH_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ONTWATCH_DB", "data/ontwatch.db")
+    monkeypatch.setenv("ONTWATCH_HTTP_PORT", str(free_port()))
+    (tmp_path / "pelanggan.csv").write_bytes(b"\xef\xbb\xbf" + sheet.replace("\n", "\r\n").encode())
+    code = main(["import", "--dry-run", "pelanggan.csv"])
+    assert code == 2  # a refused row
+    assert capsys.readouterr().out == report
