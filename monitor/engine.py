@@ -104,16 +104,17 @@ class _Txn:
         else:
             self.journal.append(partial(mapping.pop, key, None))
 
-    def _keep_member(self, members: set[Any], key: Any) -> None:
-        self.journal.append(partial(members.add if key in members else members.discard, key))
+    def _keep_member(self, members: set[Any], key: Any, *, adding: bool) -> None:
+        if (key in members) != adding:  # the add or discard to come changes the set
+            self.journal.append(partial(members.discard if adding else members.add, key))
 
     def put_ont(self, ont: Ont) -> None:
         e = self.engine
         old = e.onts.get(ont.id)
         self._keep(e.onts, ont.id)
         self._keep(self.batch.onts, ont.id)
-        self._keep_member(self.batch.deleted, ont.id)
-        self._keep_member(self.changed, ont.id)
+        self._keep_member(self.batch.deleted, ont.id, adding=False)
+        self._keep_member(self.changed, ont.id, adding=True)
         if old is not None and old.area != ont.area:
             e.area_index.get(old.area, set()).discard(ont.id)
             opened = e.down_index.get(old.area, {}).pop(ont.id, None)
@@ -129,8 +130,8 @@ class _Txn:
         e = self.engine
         for mapping in (e.onts, e.states, self.batch.onts, self.batch.states):
             self._keep(mapping, ont_id)
-        self._keep_member(self.batch.deleted, ont_id)
-        self._keep_member(self.changed, ont_id)
+        self._keep_member(self.batch.deleted, ont_id, adding=True)
+        self._keep_member(self.changed, ont_id, adding=False)
         old = e.onts.get(ont_id)
         if old is not None:
             e.area_index.get(old.area, set()).discard(ont_id)
@@ -147,7 +148,7 @@ class _Txn:
         old = e.states.get(state.ont_id)
         self._keep(e.states, state.ont_id)
         self._keep(self.batch.states, state.ont_id)
-        self._keep_member(self.changed, state.ont_id)
+        self._keep_member(self.changed, state.ont_id, adding=True)
         e.states[state.ont_id] = state
         self.batch.states[state.ont_id] = state
         self.changed.add(state.ont_id)
@@ -162,14 +163,14 @@ class _Txn:
         if was_down != outages.is_down(state) or (
             old is not None and old.status is not state.status
         ):
-            self._keep_member(self.areas, ont.area)
+            self._keep_member(self.areas, ont.area, adding=True)
             self.areas.add(ont.area)
 
     def touch_state(self, state: OntState) -> None:
         """Keep an unchanged probe's last_seen in memory; Engine.persist_seen writes it."""
         e = self.engine
         self._keep(e.states, state.ont_id)
-        self._keep_member(e.dirty, state.ont_id)
+        self._keep_member(e.dirty, state.ont_id, adding=True)
         e.states[state.ont_id] = state
         e.dirty.add(state.ont_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -281,8 +281,22 @@ class OntState:
         return self.incident.severity if self.incident else Severity.OK
 
     def evolve(self, **changes: object) -> OntState:
-        """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with some fields changed.
+
+        Every observation makes one or two of these (a 20,000-update push as many), so it
+        copies the slots directly: half the cost of dataclasses.replace, same result (the
+        class has no __post_init__), and an unknown field name is still an error.
+        """
+        if not changes.keys() <= _STATE_FIELD_SET:
+            raise TypeError(f"OntState has no field {sorted(changes.keys() - _STATE_FIELD_SET)}")
+        new = object.__new__(OntState)
+        for name in _STATE_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(OntState))
+_STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,8 @@ def advance_incident(
     if target is Severity.OK:
         if state.status is not Status.ON:
             return inc, None  # resolution needs a positive sign of life, not just "unknown"
-        event = _event(EventKind.RESOLVED, inc.severity, at, reason, state)
-        return None, replace(event, duration=at - inc.opened_at)
+        duration = at - inc.opened_at
+        return None, _event(EventKind.RESOLVED, inc.severity, at, reason, state, duration)
     if target.rank > inc.severity.rank:
         escalated = replace(inc, severity=target, escalated_at=at, reason=reason)
         return escalated, _event(EventKind.ESCALATED, target, at, reason, state)
@@ -92,16 +92,25 @@ def detect_flapping(
     state: OntState, at: datetime, th: Thresholds
 ) -> tuple[tuple[datetime, ...], bool, Event | None]:
     """Trim the transition log to the window; flapping is more than N transitions in it."""
-    # Bounded in time (the window) and in size: N+1 entries decide "more than N", and the
-    # newest one decides when flapping ends, so a 20,000-change push stays linear work.
-    recent = tuple(t for t in state.transitions if at - t <= th.flap_window)
-    recent = recent[-(th.flap_transitions + 1) :]
+    recent = recent_transitions(state.transitions, at, th)
     if state.flapping or len(recent) <= th.flap_transitions:
         return recent, state.flapping, None
-    reason = Reason.of(
-        ReasonCode.FLAPPING, transitions=len(recent), window_s=_seconds(th.flap_window)
-    )
-    return recent, True, _event(EventKind.FLAPPING, Severity.WARNING, at, reason, state)
+    return recent, True, _flapping_event(state, len(recent), at, th)
+
+
+def recent_transitions(
+    transitions: tuple[datetime, ...], at: datetime, th: Thresholds
+) -> tuple[datetime, ...]:
+    """The transition log bounded in time (the window) and in size: N+1 entries decide
+    "more than N", and the newest decides when flapping ends, so a 20,000-change push is
+    linear work, not a growing copy per change."""
+    recent = tuple(t for t in transitions if at - t <= th.flap_window)
+    return recent[-(th.flap_transitions + 1) :]
+
+
+def _flapping_event(state: OntState, count: int, at: datetime, th: Thresholds) -> Event:
+    reason = Reason.of(ReasonCode.FLAPPING, transitions=count, window_s=_seconds(th.flap_window))
+    return _event(EventKind.FLAPPING, Severity.WARNING, at, reason, state)
 
 
 def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decision:
@@ -113,20 +122,25 @@ def decide(ont: Ont, state: OntState, obs: Observation, ctx: Context) -> Decisio
     transitions = state.transitions
     if status_changed and {status, state.status} == {Status.ON, Status.OFF}:
         transitions = (*transitions, at)
-    new = state.evolve(
+    transitions = recent_transitions(transitions, at, th)
+    flapping = state.flapping or len(transitions) > th.flap_transitions
+    new = state.evolve(  # one copy per observation, not one per field group (20,000-item pushes)
         status=status,
         rto_count=rto,
         status_since=at if status_changed or state.status_since is None else state.status_since,
         last_seen=at,
         last_on=at if status is Status.ON else state.last_on,
         transitions=transitions,
+        flapping=flapping,
     )
-    transitions, flapping, flap_event = detect_flapping(new, at, th)
-    new = new.evolve(transitions=transitions, flapping=flapping)
+    flap_event = None
+    if flapping and not state.flapping:
+        flap_event = _flapping_event(new, len(transitions), at, th)
 
     target, reason = classify(new, at, th)
     incident, event = advance_incident(new, target, reason, at)
-    new = new.evolve(incident=incident)
+    if incident is not new.incident:
+        new = new.evolve(incident=incident)
     # While flapping, the one flapping notice (and later its end) speaks for every transition:
     # no per-transition records at all, or one flapping ONT fills the notifications.
     told = (flap_event,) if flapping else (event,)
@@ -206,7 +220,12 @@ def _routed(event: Event, ont: Ont, ctx: Context, flapping: bool) -> Event:
 
 
 def _event(
-    kind: EventKind, severity: Severity, at: datetime, reason: Reason, state: OntState
+    kind: EventKind,
+    severity: Severity,
+    at: datetime,
+    reason: Reason,
+    state: OntState,
+    duration: timedelta | None = None,
 ) -> Event:
     return Event(
         kind=kind,
@@ -216,6 +235,7 @@ def _event(
         ont_id=state.ont_id,
         status=state.status,
         rto_count=state.rto_count,
+        duration=duration,
     )
 
 

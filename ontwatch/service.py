@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -80,6 +81,7 @@ class Service:
     sweeper: Sweeper | None = None
     bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
     maps: MapRenderer | None = None
+    events: Any = None  # web.events.EventHub: GET /api/events
     loopwatch: health.LoopWatch = field(default_factory=health.LoopWatch)
 
     def check(self) -> None:
@@ -164,6 +166,9 @@ class Service:
         self._start_jobs()
         self._start_prober()
         await self._start_http()
+        # What start-up built (modules, the inventory, the state) lives as long as the process:
+        # out of the collector's passes, so that a 20,000-item push does not re-scan it often.
+        gc.freeze()
         log.info(
             "ontwatch serving %d ONTs on http://%s:%d (database %s)",
             len(self.engine.onts),
@@ -283,6 +288,11 @@ class Service:
             ),
         )
         # the live event stream (web/events.py) is added here
+        from web.events import EventHub
+
+        self.events = EventHub(EngineView(self.engine), self.reads, lang=s.lang)
+        self.events.install(app)
+        await self.events.start()
         # access control and security headers (web/auth.py) are added here
         access.install(app, self.access_config())
         # Idle sockets are closed after IDLE_TIMEOUT (also before their first request), and
@@ -325,6 +335,9 @@ class Service:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.events is not None:
+            await self.events.stop()  # before the engine: no feed item arrives half-way
+            self.events = None
         if self.engine is not None:
             await self.engine.stop()
         await self.loopwatch.stop()

@@ -9,7 +9,7 @@ from typing import Any
 
 from i18n import Lang
 from monitor.outages import MassOutage
-from monitor.ports import Batch, Mute, Snapshot, StoreDown
+from monitor.ports import Batch, HistoryEntry, Mute, Snapshot, StoreDown
 from monitor.summary import summarize
 from storage.codec import (
     STATE_COLUMNS,
@@ -104,18 +104,7 @@ class SqliteStore:
                 (
                     "INSERT INTO history (ont_id, at, source, status, rto_count, severity, reason)"
                     " VALUES (?,?,?,?,?,?,?)",
-                    [
-                        (
-                            h.ont_id,
-                            ts(h.at),
-                            h.source.value,
-                            h.status.value,
-                            h.rto_count,
-                            h.severity.value,
-                            reason_json(h.reason),
-                        )
-                        for h in batch.history
-                    ],
+                    _history_rows(batch.history),
                 )
             )
         if batch.alerts:
@@ -177,6 +166,26 @@ class SqliteStore:
                     )
                 )
         return out
+
+
+def _history_rows(history: list[HistoryEntry]) -> list[tuple[Any, ...]]:
+    """History rows; a 20,000-update push repeats a few times and reasons: each encoded once."""
+    stamps: dict[datetime, str | None] = {}
+    reasons: dict[Any, str] = {}
+    rows = []
+    for h in history:
+        stamp = stamps.get(h.at)
+        if stamp is None:
+            stamp = stamps[h.at] = ts(h.at)
+        try:
+            reason = reasons.get(h.reason)
+            if reason is None:
+                reason = reasons[h.reason] = reason_json(h.reason)
+        except TypeError:  # an unhashable reason: encoded every time
+            reason = reason_json(h.reason)
+        row = (h.ont_id, stamp, h.source.value, h.status.value, h.rto_count, h.severity.value)
+        rows.append((*row, reason))
+    return rows
 
 
 _NOTIFY = "notifications"
