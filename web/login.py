@@ -223,8 +223,8 @@ def _answer(
     message = LOGIN_TEXTS[key][lang].format(**values)
     if as_json:
         response = web.json_response({"error": message, "detail": values or None}, status=status)
-    else:
-        response = render_login(request, status=status, error=message, next_path=nxt)
+    else:  # the page says it in #login-error; a 4xx would be a console error in the browser
+        response = render_login(request, error=message, next_path=nxt)
     if "seconds" in values:
         response.headers["Retry-After"] = str(values["seconds"])
     return response
