@@ -104,6 +104,14 @@ class Service:
         if len(tokens) == 2 and tokens[0] == tokens[1]:
             raise SettingsError("ONTWATCH_READ_TOKEN: must differ from ONTWATCH_API_TOKEN")
 
+    def session_policy(self) -> SessionPolicy:
+        """How long web login sessions live."""
+        s = self.settings
+        return SessionPolicy(
+            idle=timedelta(minutes=s.session_idle_minutes),
+            absolute=timedelta(minutes=s.session_absolute_minutes),
+        )
+
     def access_config(self) -> access.AccessConfig:
         """Who may see what (web/auth.py), from the settings."""
         assert self.db is not None
@@ -113,10 +121,7 @@ class Service:
             admin_token=s.api_token.get_secret_value() if s.api_token else None,
             read_token=s.read_token.get_secret_value() if s.read_token else None,
             users=Users(self.db),
-            policy=SessionPolicy(
-                idle=timedelta(minutes=s.session_idle_minutes),
-                absolute=timedelta(minutes=s.session_absolute_minutes),
-            ),
+            policy=self.session_policy(),
             clock=self.clock,
             hosts=HostPolicy.for_bind(s.http_host, s.public_names),
             trust_proxy=s.trust_proxy,
@@ -197,11 +202,17 @@ class Service:
             counts = await retention.prune(db, self.clock(), timedelta(days=s.retention_days))
             log.info("retention: deleted %s", counts)
 
+        async def sessions_job() -> None:
+            pruned = await Users(db).prune_sessions(self.clock(), self.session_policy())
+            if pruned:
+                log.info("sessions: %d expired login sessions deleted", pruned)
+
         self.scheduler = build_scheduler(
             [
                 Job("tick", lambda: engine.tick(), every=TICK_SECONDS),
                 Job("backup", backup_job, every=s.backup_every_hours * 3600),
                 Job("retention", retention_job, every=6 * 3600),
+                Job("sessions", sessions_job, every=3600),
             ]
         )
         self.scheduler.start()
