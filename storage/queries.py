@@ -183,6 +183,14 @@ class Queries:
         rows = await self.db.fetchall("SELECT COUNT(*) FROM notifications WHERE read = 0")
         return int(rows[0][0])
 
+    async def unread_horizon(self) -> tuple[int, int]:
+        """The unread count and the highest notification id, read together (one snapshot)."""
+        rows = await self.db.fetchall(
+            "SELECT (SELECT COUNT(*) FROM notifications WHERE read = 0), "
+            "(SELECT COALESCE(MAX(id), 0) FROM notifications)"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     async def notifications_by_id(self, ids: list[int]) -> list[Notification]:
         """The stored notifications with these ids, oldest first (missing ids are skipped)."""
         out: list[Notification] = []
