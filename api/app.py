@@ -29,7 +29,6 @@ from i18n import Lang
 from maps.render import MapRenderer
 from maps.view import parse_query
 from monitor import marks
-from monitor import marks
 from monitor.engine import (
     Engine,
     InvalidValue,
