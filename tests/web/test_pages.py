@@ -489,3 +489,11 @@ async def test_a_failing_read_is_an_html_error_page_and_the_next_request_works(
         assert words in body and "boom" not in body and "Traceback" not in body
         r = await c.get("/api/stats")  # one bad request never fails another's
         assert r.status == 200
+
+
+async def test_the_map_page_is_compressed_for_browsers_that_ask(client: TestClient) -> None:
+    r = await client.get("/map", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
+    r = await client.get("/map", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in r.headers
+    assert json_block(await r.text(), "ont-data")
