@@ -227,10 +227,6 @@ class ReadModel(Protocol):
         """The unread count and the highest notification id, from one snapshot."""
         ...
 
-    async def unread_horizon(self) -> tuple[int, int]:
-        """The unread count and the highest notification id, from one snapshot."""
-        ...
-
     async def stats(self) -> dict[str, Any]:
         """Counts for the dashboard."""
         ...
