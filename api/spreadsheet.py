@@ -21,6 +21,8 @@ from api.columns import field_for
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DELIMITERS = (",", ";", "\t", "|")
 EXTRA = "\0extra"  # row key of the cells right of the last header (reported, not used)
+MAX_ROWS = 100_000  # rows read from one file (the API refuses more than MAX_IMPORT_ROWS anyway)
+MAX_COLUMNS = 200  # cells read from one row: a sheet formatted out to column XFD costs nothing
 HEADER_SEARCH_ROWS = 20  # a title or notes above the header row are skipped, this far down
 _NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 
@@ -68,8 +70,12 @@ def read_csv(text: str) -> Table:
     else:
         delimiter = sniff_delimiter(lines[: HEADER_SEARCH_ROWS + 20])
     notes.append(f"CSV, {_NAMES.get(delimiter, repr(delimiter))}-separated")
+    grid: list[list[Any]] = []
     try:
-        grid = [list(r) for r in csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)]
+        for r in csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter):
+            if len(grid) > MAX_ROWS:
+                raise TableError(f"more than {MAX_ROWS} rows")
+            grid.append(r[:MAX_COLUMNS])
     except csv.Error as exc:
         raise TableError(f"malformed CSV: {exc}") from None
     offset = len(text.splitlines()) - len(lines)  # a skipped sep= line still counts
@@ -82,7 +88,9 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
     best, best_score = ",", (-1, -1)
     for delimiter in DELIMITERS:
         try:
-            rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter) if r]
+            rows = [
+                r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter) if r
+            ]
         except csv.Error:
             continue
         if not rows or len(rows[0]) < 2:
@@ -109,7 +117,11 @@ def read_xlsx(data: bytes, sheet: str | None = None) -> Table:
         if sheet is not None and sheet not in names:
             raise TableError(f"no sheet {sheet!r}; the workbook has: {', '.join(names)}")
         ws = book[sheet] if sheet is not None else book.worksheets[0]
-        grid = [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        grid = []
+        for row in ws.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            if len(grid) > MAX_ROWS:
+                raise TableError(f"more than {MAX_ROWS} rows in sheet {ws.title!r}")
+            grid.append([_cell(v) for v in row])
         title = ws.title
     finally:
         book.close()

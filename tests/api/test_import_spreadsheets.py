@@ -310,3 +310,20 @@ async def test_the_api_imports_an_xlsx_by_its_content_type(
     assert (await odp.json())["imported"] == 1
     bad = await client.post("/api/onts/import?sheet=Nope", data=data, headers=headers)
     assert bad.status == 400 and "Pelanggan, ODP" in (await bad.json())["detail"]
+
+
+def test_a_sheet_beyond_the_row_limit_is_refused_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.spreadsheet
+
+    monkeypatch.setattr(api.spreadsheet, "MAX_ROWS", 5)
+    book = Workbook()
+    for i in range(10):
+        book.active.append([i, f"ONT {i}"] if i else ["id", "name"])
+    book.save(tmp_path / "big.xlsx")
+    with pytest.raises(ImportFormatError, match="more than 5 rows"):
+        parse_import((tmp_path / "big.xlsx").read_bytes(), XLSX_TYPE)
+    csv_text = "id;name\r\n" + "".join(f"{i};ONT {i}\r\n" for i in range(10))
+    with pytest.raises(ImportFormatError, match="more than 5 rows"):
+        parse_import(csv_text.encode(), "text/csv")
