@@ -74,6 +74,15 @@ class OutboxStore:
                 [(error[:500], ts(next_attempt_at), i) for i in ids],
             )
 
+    async def pending_age(self, now: datetime) -> tuple[int, float]:
+        """Undelivered rows and the age in seconds of the oldest one (0 when none)."""
+        rows = await self.db.fetchall(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'"
+        )
+        count, oldest = rows[0]
+        age = (now - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
+        return int(count), max(0.0, age)
+
     async def counts(self) -> dict[str, int]:
         """Rows by state, for metrics and tests."""
         return dict(await self.db.fetchall("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
@@ -157,3 +166,64 @@ class Subscriptions:
                 [(chat_id, a) for a in areas],
             )
         return areas
+
+
+class BotMessages:
+    """Message ids the bot keeps: incident thread roots and each chat's pinned status message."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def threads(self, chat_id: int) -> list[tuple[str, int, datetime, bool]]:
+        """A chat's open threads: (key, root message id, when sent, root carries it alone)."""
+        rows = await self.db.fetchall(
+            "SELECT key, message_id, opened_at, single FROM bot_threads WHERE chat_id = ?",
+            (chat_id,),
+        )
+        return [(r[0], r[1], datetime.fromisoformat(r[2]), bool(r[3])) for r in rows]
+
+    async def set_threads(
+        self,
+        chat_id: int,
+        opened: Sequence[tuple[str, int, bool]],
+        ended: Sequence[str],
+        at: datetime,
+    ) -> None:
+        """Store new roots (key, message id, single) and forget ended threads, at once."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "DELETE FROM bot_threads WHERE chat_id = ? AND key = ?",
+                [(chat_id, k) for k in ended],
+            )
+            await conn.executemany(
+                "INSERT INTO bot_threads (chat_id, key, message_id, opened_at, single) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(chat_id, key) DO UPDATE SET "
+                "message_id = excluded.message_id, opened_at = excluded.opened_at, "
+                "single = excluded.single",
+                [(chat_id, k, m, ts(at), int(s)) for k, m, s in opened],
+            )
+
+    async def status_message(self, chat_id: int) -> tuple[int, str] | None:
+        """The chat's status message id and the text it shows, if there is one."""
+        rows = await self.db.fetchall(
+            "SELECT message_id, text FROM bot_status_messages WHERE chat_id = ?", (chat_id,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_status_message(
+        self, chat_id: int, message_id: int | None, text: str, at: datetime
+    ) -> None:
+        """Store the chat's status message (None: forget it, e.g. it was deleted)."""
+        async with self.db.transaction() as conn:
+            if message_id is None:
+                await conn.execute(
+                    "DELETE FROM bot_status_messages WHERE chat_id = ?", (chat_id,)
+                )
+                return
+            await conn.execute(
+                "INSERT INTO bot_status_messages (chat_id, message_id, text, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(chat_id) DO UPDATE SET "
+                "message_id = excluded.message_id, text = excluded.text, "
+                "updated_at = excluded.updated_at",
+                (chat_id, message_id, text, ts(at)),
+            )

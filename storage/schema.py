@@ -124,6 +124,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sessions_user ON sessions(user_id);
     """,
+    # 6: the bot's message ids: incident thread roots per chat, the pinned status message
+    """
+    CREATE TABLE bot_threads (
+        chat_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        opened_at TEXT NOT NULL,
+        single INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (chat_id, key)
+    );
+    CREATE TABLE bot_status_messages (
+        chat_id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL,
+        text TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
