@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 
 import pytest
 
@@ -170,3 +171,87 @@ async def test_service_starts_while_telegram_is_down(start_bot: Start) -> None:
         fake.clear_faults()
         await asyncio.wait_for(h.runtime.connected.wait(), 10)
         await fake.wait_for_message(GROUP, "Baciro RT 1", timeout=10)
+
+
+class EventTime:
+    """Discrete-event time: sleepers wake in order of their deadlines, one at a time.
+
+    Unlike VirtualTime (where concurrent sleeps add up), time only moves to the earliest
+    deadline, so a paced lane's timeline is what Telegram would see.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._driver: asyncio.Task[None] | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + max(0.0, seconds), self._seq, fut))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.create_task(self._drive())
+        await fut
+
+    async def _drive(self) -> None:
+        while self._heap:
+            await asyncio.sleep(0.003)  # real time for everything not sleeping to run
+            wake, _, fut = heapq.heappop(self._heap)
+            self.now = max(self.now, wake)
+            if not fut.done():
+                fut.set_result(None)
+
+
+async def test_group_limit_paced_so_telegram_never_has_to_refuse(start_bot: Start) -> None:
+    """30 alerts for a group under Telegram's 20/min: paced by us, the fake never sends 429."""
+    vt = EventTime()
+    async with FakeBotApi(clock=vt) as fake:
+        h = await start_bot(fake=fake, onts=spread(30), monotonic=vt, sleep=vt.sleep)
+        fake.enable_flood(per_group_per_min=20)
+        for i in range(1, 31):  # one at a time, each sent before the next (no grouping)
+            await h.push(str(i), Status.OFF, 0)
+            await fake.wait_for_count(
+                lambda c, i=i: c.chat_id == GROUP and f"(id {i})" in (c.text or ""), 1, timeout=10
+            )
+        assert await h.runtime.sink.idle(15)
+        refused = [r for r in fake.requests if r.status == 429]
+        assert refused == [], refused[:3]  # pacing, not Telegram, kept the limit
+        sent = sorted(
+            r.time
+            for r in fake.requests
+            if r.chat_id == GROUP and r.status == 200 and r.method.lower() == "sendmessage"
+        )
+        assert len(sent) >= 21
+        assert all(b - a >= 60.0 for a, b in zip(sent, sent[20:], strict=False))
+        assert fake.violations == []
+
+
+async def test_429s_for_several_chats_pause_every_chat(start_bot: Start) -> None:
+    """Two chats told to wait at once is the global limit: the third chat waits too."""
+    chats = (GROUP, -2002, -3003)
+    async with FakeBotApi() as fake:  # real time: lanes run concurrently
+        h = await start_bot(fake=fake, alert_chats=chats)
+        retry = 3
+        fake.rate_limit(retry_after=retry, times=2)
+        await h.push("1", Status.OFF, 0)
+        await until(lambda: sum(r.status == 429 for r in fake.requests) >= 2, limit=10)
+        told = [r for r in fake.requests if r.status == 429]
+        assert len({r.chat_id for r in told}) == 2
+        (free,) = [c for c in chats if c not in {r.chat_id for r in told}]
+        told_at = max(r.time for r in told)
+        await h.push("2", Status.OFF, 0)
+        await fake.wait_for_count(lambda c: c.chat_id == free and "(id 2)" in (c.text or ""), 1)
+        sends = sorted(  # alert 1 went out before the pause; alert 2 must wait for it
+            r.time
+            for r in fake.requests
+            if r.chat_id == free and r.status == 200 and r.method.lower() == "sendmessage"
+        )
+        assert len(sends) == 2 and sends[1] >= told_at + retry - 0.1, (told_at, sends)
+        assert await h.runtime.sink.idle(15)
+        for chat in chats:
+            joined = "\n".join(fake.texts_to(chat))
+            assert joined.count("(id 1)") == 1 and joined.count("(id 2)") == 1
