@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 
 # With fewer probed ONTs than this, "all silent" may be real: the self-health gate stays off.
 MIN_GATE_TARGETS = 10
+APPLY_SLICE = 500  # sweep results per engine batch: a few ms of the event loop each
+
+
+def gate_holds(targets: int, silent: int, silent_share: float) -> bool:
+    """The self-health gate: more than silent_share of at least MIN_GATE_TARGETS addresses
+    silent in one sweep means the monitor's own network is down, not the ONTs."""
+    return targets >= MIN_GATE_TARGETS and silent / targets > silent_share
 
 
 class Sweeps(Protocol):
@@ -97,6 +104,13 @@ class Prober:
                 by_ip.setdefault(ont.ip.strip(), []).append(ont.id)
         return by_ip
 
+    async def apply(self, observations: list[Observation]) -> None:
+        """Hand a sweep's results to the engine in slices, one batch each, one after the other:
+        between two slices the event loop serves pushes and pages (10,000 results applied at
+        once held it for a quarter of a second)."""
+        for start in range(0, len(observations), APPLY_SLICE):
+            await self.engine.ingest_many(observations[start : start + APPLY_SLICE])
+
     async def sweep_once(self) -> SweepReport:
         """One sweep; its results go through engine.ingest_many unless the gate holds them."""
         by_ip = self.targets()
@@ -109,7 +123,7 @@ class Prober:
         replied = sum(1 for r in result.results.values() if r.replied)
         silent = len(by_ip) - replied
         self.sweeps += 1
-        gate = len(by_ip) >= MIN_GATE_TARGETS and silent / len(by_ip) > self.silent_share
+        gate = gate_holds(len(by_ip), silent, self.silent_share)
         if gate:
             reason = (
                 f"{silent} of {len(by_ip)} ONT addresses silent in one sweep: the monitor's own "
@@ -134,7 +148,7 @@ class Prober:
                 for ip, ids in by_ip.items()
                 for ont_id in ids
             ]
-            await self.engine.ingest_many(observations)
+            await self.apply(observations)
             reason = f"{replied} replied, {silent} silent"
         report = SweepReport(
             targets=len(by_ip),

@@ -45,7 +45,6 @@ from web import auth as access
 from web.security import HostPolicy
 
 log = logging.getLogger("ontwatch")
-TICK_SECONDS = 15  # time-driven rules: OFF > 1 h, reminders, mute expiry, flapping end
 alerts_log = logging.getLogger("ontwatch.alerts")
 
 
@@ -198,6 +197,10 @@ class Service:
                 return
             log.info("backup written: %s", path)
 
+        async def persist_seen_job() -> None:
+            written = await engine.persist_seen()
+            log.debug("last_seen of %d steady ONTs written", written)
+
         async def retention_job() -> None:
             counts = await retention.prune(db, self.clock(), timedelta(days=s.retention_days))
             log.info("retention: deleted %s", counts)
@@ -209,9 +212,12 @@ class Service:
 
         self.scheduler = build_scheduler(
             [
-                Job("tick", lambda: engine.tick(), every=TICK_SECONDS),
+                Job("tick", lambda: engine.tick(), every=s.tick_seconds),
+                # Writes follow changes, not the clock: steady probes' last_seen is written
+                # coarsely (and at shutdown, by Engine.stop), not by every tick.
+                Job("last_seen", persist_seen_job, every=s.seen_persist_minutes * 60),
                 Job("backup", backup_job, every=s.backup_every_hours * 3600),
-                Job("retention", retention_job, every=6 * 3600),
+                Job("retention", retention_job, every=s.retention_every_hours * 3600),
                 Job("sessions", sessions_job, every=3600),
             ]
         )
@@ -259,10 +265,14 @@ class Service:
         """The /metrics exposition."""
         assert self.db is not None and self.engine is not None
         pending, oldest = await health.outbox_age(self.db, self.clock())
-        by_state = dict(await self.db.fetchall("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+        by_state = await OutboxStore(self.db).counts()
         delivery = self.bot.delivery if self.bot is not None else None
         scrape = metrics.Scrape(pending, oldest, by_state)
-        return metrics.render(metrics.OntwatchCollector(self.engine, self.prober, delivery, scrape))
+        view = EngineView(self.engine)
+        collector = metrics.OntwatchCollector(
+            view, self.engine, self.prober, delivery, scrape, self.events
+        )
+        return metrics.render(collector)
 
     def _last_event_id(self) -> int | None:
         """The event stream's newest frame id (pages start their stream there)."""

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         90, ge=1, validation_alias=_env("ONTWATCH_RETENTION_DAYS", "retention_days")
     )
+    retention_every_hours: float = Field(
+        6, gt=0, validation_alias=_env("ONTWATCH_RETENTION_EVERY_HOURS", "retention_every_hours")
+    )
+    tick_seconds: float = Field(
+        15, gt=0, le=300, validation_alias=_env("ONTWATCH_TICK_SECONDS", "tick_seconds")
+    )
+    seen_persist_minutes: float = Field(
+        30,
+        gt=0,
+        validation_alias=_env("ONTWATCH_SEEN_PERSIST_MINUTES", "seen_persist_minutes"),
+    )
     # Alert thresholds (DESIGN.md's defaults).
     critical_rto: int = Field(
         3, ge=1, validation_alias=_env("ONTWATCH_CRITICAL_RTO", "critical_rto")
