@@ -243,6 +243,35 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Mark all notifications read",
         "responses": {"200": _json({"type": "object"})},
     },
+    ("POST", "/api/onts/{id}/ack"): {
+        "summary": "Acknowledge the ONT's open incident (operator; stops reminders)",
+        "parameters": [_ID],
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("POST", "/api/onts/{id}/mute"): {
+        "summary": "Silence the ONT's alerts for {minutes} (operator; 1 to 10080)",
+        "parameters": [_ID],
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["minutes"],
+                "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 10080}},
+            }
+        ),
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("POST", "/api/onts/{id}/unmute"): {
+        "summary": "Lift the ONT's silence (operator)",
+        "parameters": [_ID],
+        "responses": {"200": _json({"type": "object"})},
+    },
+    ("POST", "/api/areas/{area}/ack"): {
+        "summary": "Acknowledge the area's open mass outage (operator)",
+        "parameters": [
+            {"name": "area", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {"200": _json({"type": "object"})},
+    },
     ("GET", "/api/stats"): {
         "summary": "Totals by status, unread count, by severity and by area",
         "responses": {"200": _json(_ref("Stats"))},
@@ -291,13 +320,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+def is_api_path(path: str) -> bool:
+    """A route of the HTTP API (JSON), not a page, /login, a static file or a map tile."""
+    return path.startswith("/api/") or path in {"/healthz", "/metrics"}
+
+
 def app_routes(app: web.Application) -> set[tuple[str, str]]:
-    """(method, path) of every route the app serves (HEAD aside)."""
+    """(method, path) of every API route the app serves (HEAD aside)."""
     out = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if path and route.method not in {"HEAD", "*"}:
+        if path and route.method not in {"HEAD", "*"} and is_api_path(path):
             out.add((route.method, path))
     return out
 
