@@ -1,7 +1,9 @@
 """Baseline for bench/push_bench.py: bare aiohttp + aiosqlite, one UPDATE and COMMIT per request.
 
-Same durability as ontwatch (WAL, synchronous=FULL), none of its work (no rules, history,
-notifications or validation beyond JSON). Usage: python bench/bare_server.py DB PORT N_ONTS
+The same durability contract as ontwatch: WAL with synchronous=FULL (read back and printed
+at start), and every answer sent only after its COMMIT returned. None of ontwatch's work (no
+rules, history, notifications, group commit or validation beyond JSON); loopback only.
+Usage: python bench/bare_server.py DB PORT N_ONTS
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ async def main(db_path: str, port: int, n: int) -> None:
         "INSERT OR IGNORE INTO ont VALUES (?, 'ON', 0)", [(str(i),) for i in range(1, n + 1)]
     )
     await conn.commit()
+    sync = await (await conn.execute("PRAGMA synchronous")).fetchone()
+    mode = await (await conn.execute("PRAGMA journal_mode")).fetchone()
+    assert sync is not None and sync[0] == 2 and mode is not None and mode[0] == "wal", (sync, mode)
+    print(f"bare server: journal_mode={mode[0]} synchronous=FULL, commit per request", flush=True)
 
     async def push(request: web.Request) -> web.Response:
         body = await request.json()
