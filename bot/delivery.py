@@ -1,18 +1,19 @@
-"""Delivery of the outbox to Telegram: grouping, pacing under the limits, retries, restarts.
+"""Delivery of the outbox to Telegram: grouping, threads, pacing under the limits, retries.
 
 Guarantees and their limits:
 - A row is marked sent in SQLite right after Telegram answers with the message. A crash (or a
   read timeout after Telegram accepted the request) between that answer and the commit leaves
   the row pending, so it is sent again after a restart: at-least-once, with a window of one
   send per chat. Anything else is exactly once: sent rows are never selected again.
-- Network errors, timeouts and 5xx answers are retried with backoff (capped) for as long as it
-  takes; 4xx answers that can never succeed (chat not found, bot blocked or kicked, a message
-  Telegram refuses) mark the rows failed with Telegram's reason.
-- 429: the chat is paused for retry_after (all chats when several chats are told to wait at
-  once: that is the global limit). Our own pacing keeps below ~1 msg/s per chat, 20/min per
-  group and 25/s overall, measured from the end of the previous request, so a retry never
-  reaches Telegram inside a window it told us about.
-- Order per chat: one lane (task) per chat sends its rows in id order, one request at a time.
+- Every request goes through the one `bot.sender.Sender` (its pacer: ~1 msg/s per chat,
+  20/min per group, 25/s overall, retry_after per chat), and `bot.send_errors.classify` says
+  what to do when one fails: 429 and network errors / 5xx are retried (backoff capped) for as
+  long as it takes, each attempt recorded on the rows; a chat that is gone or a message
+  Telegram refuses marks the rows failed with Telegram's reason.
+- Order per chat: one lane (task) per chat sends its rows in id order, one request at a time;
+  a command's reply to the same chat goes ahead of the lane's next message (Sender priority).
+- Threads (`bot.threads`): an escalation soon after the opening message edits it in place; a
+  later escalation, a reminder and the recovery reply to it. The root ids are stored.
 """
 
 from __future__ import annotations
@@ -20,109 +21,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import warnings
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-)
 
-from bot.alerts import AlertMessage, OntLookup, compose
-from bot.ports import Outbox
+from bot import threads
+from bot.alerts import OntLookup
+from bot.ports import MessageIds, Outbox
+from bot.send_errors import Action, classify, metric_kind, retry_seconds
+from bot.sender import Monotonic, Pacer, Priority, Sender, SenderClosed, Sleep
+from monitor.ports import OutboxRow
+
+__all__ = ["Delivery", "Monotonic", "Pacer", "Sleep", "retry_seconds"]
 
 log = logging.getLogger(__name__)
 
-Monotonic = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 WallClock = Callable[[], datetime]
 
 BACKOFF_START = 1.0
 BACKOFF_CAP = 60.0
 POLL_INTERVAL = 2.0  # also picks up rows written by another process (the offline CLI)
 MAX_ROWS = 1000  # rows composed at once for one chat
-MARGIN = 0.05  # seconds added to every window so clock jitter never lands a send inside it
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    """retry_after in seconds whether PTB gives an int or a timedelta."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PTB deprecates the int form; both are handled here
-        value = exc.retry_after
-    return float(value.total_seconds()) if isinstance(value, timedelta) else float(value)
-
-
-class Pacer:
-    """Telegram's flood limits, kept on our side (PTB's AIORateLimiter released sends early)."""
-
-    def __init__(
-        self,
-        clock: Monotonic,
-        *,
-        per_chat_interval: float = 1.0,
-        group_per_minute: int = 20,
-        global_per_second: int = 25,
-    ) -> None:
-        self.clock = clock
-        self.per_chat_interval = per_chat_interval
-        self.group_per_minute = group_per_minute
-        self.global_per_second = global_per_second
-        self._last_done: dict[int, float] = {}
-        self._group_done: dict[int, deque[float]] = {}
-        self._global_started: deque[float] = deque()
-        self._paused: dict[int, float] = {}
-        self._global_paused = 0.0
-        self._recent_429: deque[tuple[float, int]] = deque()
-
-    def delay(self, chat_id: int) -> float:
-        """Seconds to wait before this chat may send (0 = now)."""
-        now = self.clock()
-        ready = max(self._paused.get(chat_id, 0.0), self._global_paused)
-        last = self._last_done.get(chat_id)
-        if last is not None:
-            ready = max(ready, last + self.per_chat_interval + MARGIN)
-        if chat_id < 0:  # groups and channels: 20 a minute
-            done = self._group_done.get(chat_id, deque())
-            while done and done[0] <= now - 60.0 - MARGIN:
-                done.popleft()
-            if len(done) >= self.group_per_minute:
-                ready = max(ready, done[-self.group_per_minute] + 60.0 + MARGIN)
-        starts = self._global_started
-        while starts and starts[0] <= now - 1.0 - MARGIN:
-            starts.popleft()
-        if len(starts) >= self.global_per_second:
-            ready = max(ready, starts[-self.global_per_second] + 1.0 + MARGIN)
-        return max(0.0, ready - now)
-
-    def started(self) -> None:
-        """A request is about to go out."""
-        self._global_started.append(self.clock())
-
-    def finished(self, chat_id: int, counted: bool) -> None:
-        """The request's answer arrived (counted: Telegram took it as a message)."""
-        now = self.clock()
-        self._last_done[chat_id] = now
-        if counted and chat_id < 0:
-            self._group_done.setdefault(chat_id, deque()).append(now)
-
-    def pause(self, chat_id: int, seconds: float) -> None:
-        """Honour a 429: this chat waits; several chats told at once means the global limit."""
-        now = self.clock()
-        until = now + seconds + MARGIN
-        self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
-        self._recent_429.append((now, chat_id))
-        while self._recent_429 and self._recent_429[0][0] < now - 1.0:
-            self._recent_429.popleft()
-        if len({c for _, c in self._recent_429}) > 1:
-            self._global_paused = max(self._global_paused, until)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class Delivery:
@@ -141,6 +65,9 @@ class Delivery:
         sleep: Sleep = asyncio.sleep,
         wall: WallClock | None = None,
         pacer: Pacer | None = None,
+        sender: Sender | None = None,
+        messages: MessageIds | None = None,
+        edit_window: timedelta = threads.EDIT_WINDOW,
         poll_interval: float = POLL_INTERVAL,
         backoff_cap: float = BACKOFF_CAP,
     ) -> None:
@@ -153,7 +80,10 @@ class Delivery:
         self.clock = clock or asyncio.get_running_loop().time
         self.sleep = sleep
         self.wall = wall or (lambda: datetime.now().astimezone())
-        self.pacer = pacer or Pacer(self.clock)
+        self.sender = sender or Sender(self.clock, sleep, pacer=pacer)
+        self.pacer = self.sender.pacer
+        self.messages = messages
+        self.edit_window = edit_window
         self.poll_interval = poll_interval
         self.backoff_cap = backoff_cap
         self.ready = asyncio.Event()  # set once the bot is initialised (Telegram reachable)
@@ -164,6 +94,7 @@ class Delivery:
         self._unmarked: set[int] = set()  # sent, but the mark did not reach the database yet
         self._pending_marks: deque[tuple[tuple[int, ...], int | None]] = deque()
         self.sent_messages = 0
+        self.edited_messages = 0
         self.errors: Counter[str] = Counter()  # Telegram errors by kind, for /metrics
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -255,77 +186,140 @@ class Delivery:
                     await self._until_stopped(self.sleep(wait))
                     continue
                 first_seen = None
-                lang = self.lang_for(chat_id)
-                for message in compose(chat_id, rows, lang, self.tz, self.lookup):
-                    if not await self._deliver(message):
-                        return
+                if not await self._send_rows(chat_id, rows):
+                    return
         except Exception:
             log.exception("delivery lane for chat %s failed; it restarts at the next poll", chat_id)
 
-    async def _deliver(self, message: AlertMessage) -> bool:
-        """Send one message until Telegram takes it or refuses it for good; False when stopping."""
+    async def _send_rows(self, chat_id: int, rows: list[OutboxRow]) -> bool:
+        roots = await self._threads(chat_id)
+        plan = threads.plan(
+            chat_id,
+            rows,
+            roots,
+            lang=self.lang_for(chat_id),
+            tz=self.tz,
+            lookup=self.lookup,
+            now=self.wall(),
+            edit_window=self.edit_window,
+        )
+        by_id = {r.id: r for r in rows}
+        for item in plan:
+            message_id = await self._deliver(item)
+            if message_id is False:
+                return False
+            if isinstance(message_id, int):
+                await self._store_threads(chat_id, item, by_id, message_id)
+        return True
+
+    async def _threads(self, chat_id: int) -> dict[str, threads.Thread]:
+        if self.messages is None:
+            return {}
+        try:
+            found = await self.messages.threads(chat_id)
+        except Exception:
+            log.exception("delivery: could not read the threads of chat %s", chat_id)
+            return {}
+        return {k: threads.Thread(k, m, at, single) for k, m, at, single in found}
+
+    async def _store_threads(
+        self, chat_id: int, item: threads.Outgoing, rows: dict[int, OutboxRow], message_id: int
+    ) -> None:
+        if self.messages is None:
+            return
+        found = threads.changes(item, rows, message_id)
+        opened = [(c.key, c.message_id, c.single) for c in found if c.message_id is not None]
+        ended = [c.key for c in found if c.message_id is None]
+        if not opened and not ended:
+            return
+        try:
+            await self.messages.set_threads(chat_id, opened, ended, self.wall())
+        except Exception:  # a thread lost is a reply that starts a new message: not an alert lost
+            log.exception("delivery: could not store the threads of chat %s", chat_id)
+
+    async def _request(self, item: threads.Outgoing) -> Any:
+        """One attempt, through the sender: an edit in place, a reply, or a new message."""
+        m = item.message
+        if item.edit_of is not None:
+            return await self.sender.call(
+                self.bot,
+                "edit_message_text",
+                m.chat_id,
+                message_id=item.edit_of,
+                text=m.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=m.markup,
+                link_preview_options=NO_PREVIEW,
+                priority=Priority.ALERT,
+            )
+        reply = None
+        if item.reply_to is not None:
+            reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True)
+        return await self.sender.call(
+            self.bot,
+            "send_message",
+            m.chat_id,
+            text=m.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=m.markup,
+            link_preview_options=NO_PREVIEW,
+            reply_parameters=reply,
+            priority=Priority.ALERT,
+        )
+
+    async def _deliver(self, item: threads.Outgoing) -> int | bool | None:
+        """Send until Telegram takes it (its message id) or refuses it (None); False: stopping."""
         backoff = BACKOFF_START
+        message = item.message
         chat_id = message.chat_id
         while not self._stopping.is_set():
-            delay = self.pacer.delay(chat_id)
-            if delay > 0:
-                await self._until_stopped(self.sleep(delay))
-                continue
-            self.pacer.started()
-            counted = False
             try:
-                sent = await self.bot.send_message(
-                    chat_id,
-                    message.text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=message.markup,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                )
-                counted = True
-            except RetryAfter as exc:
-                seconds = retry_seconds(exc)
-                self.errors["retry_after"] += 1
-                self.pacer.finished(chat_id, False)
-                self.pacer.pause(chat_id, seconds)
-                log.warning("delivery: chat %s told to wait %.0fs (429)", chat_id, seconds)
-                await self._attempt(message, f"429 retry after {seconds:.0f}s", seconds)
-                continue
-            except (Forbidden, BadRequest, ChatMigrated) as exc:
-                # Never succeeds as it is: chat not found, bot blocked or kicked, refused text.
-                self.errors["forbidden" if isinstance(exc, Forbidden) else "bad_request"] += 1
-                self.pacer.finished(chat_id, False)
-                reason = f"{type(exc).__name__}: {exc.message}"
-                log.error("delivery: chat %s refused for good: %s", chat_id, reason)
-                await self.outbox.mark_failed(message.row_ids, reason, self.wall())
-                return True
-            except (TelegramError, OSError) as exc:
-                # NetworkError/TimedOut/5xx (and InvalidToken: a config error an operator fixes).
-                self.errors["invalid_token" if isinstance(exc, InvalidToken) else "network"] += 1
-                self.pacer.finished(chat_id, False)
-                reason = (
-                    "InvalidToken" if isinstance(exc, InvalidToken) else f"{type(exc).__name__}"
-                )
-                detail = "" if isinstance(exc, InvalidToken) else f": {exc}"
+                sent = await self._request(item)
+            except SenderClosed:
+                return False
+            except Exception as exc:
+                verdict = classify(exc)
+                if verdict.action is Action.NOT_MODIFIED and item.edit_of is not None:
+                    await self._mark(message.row_ids, item.edit_of)
+                    return item.edit_of
+                if verdict.action is Action.MESSAGE_GONE and item.edit_of is not None:
+                    log.info(
+                        "delivery: chat %s: the message to edit is gone; sending anew", chat_id
+                    )
+                    item = threads.Outgoing(message, keys=item.keys)
+                    continue
+                self.errors[metric_kind(verdict, exc)] += 1
+                if not verdict.retry:
+                    log.error("delivery: chat %s refused for good: %s", chat_id, verdict.reason)
+                    await self.outbox.mark_failed(message.row_ids, verdict.reason, self.wall())
+                    return None
+                if verdict.action is Action.RETRY_AFTER:
+                    log.warning(
+                        "delivery: chat %s told to wait %.0fs (429)", chat_id, verdict.seconds
+                    )
+                    await self._attempt(message.row_ids, verdict.reason, verdict.seconds)
+                    continue  # the sender's pacer holds the chat for the window
                 log.warning(
-                    "delivery: chat %s: %s%s; retry in %.0fs", chat_id, reason, detail, backoff
+                    "delivery: chat %s: %s; retry in %.0fs", chat_id, verdict.reason, backoff
                 )
-                await self._attempt(message, reason + detail, backoff)
+                await self._attempt(message.row_ids, verdict.reason, backoff)
                 await self._until_stopped(self.sleep(backoff))
                 backoff = min(backoff * 2, self.backoff_cap)
                 continue
-            finally:
-                if counted:
-                    self.pacer.finished(chat_id, True)
-            self.sent_messages += 1
+            message_id = item.edit_of if item.edit_of is not None else sent.message_id
+            if item.edit_of is not None:
+                self.edited_messages += 1
+            else:
+                self.sent_messages += 1
             self._unmarked.update(message.row_ids)
-            await self._mark(message.row_ids, sent.message_id)
-            return True
+            await self._mark(message.row_ids, message_id)
+            return message_id
         return False
 
-    async def _attempt(self, message: AlertMessage, error: str, wait: float) -> None:
+    async def _attempt(self, row_ids: tuple[int, ...], error: str, wait: float) -> None:
         try:
             next_at = self.wall() + timedelta(seconds=wait)
-            await self.outbox.record_attempt(message.row_ids, error, next_at)
+            await self.outbox.record_attempt(row_ids, error, next_at)
         except Exception:
             log.exception("delivery: could not record a failed attempt")
 

@@ -62,6 +62,34 @@ class AreaSubscriptions(Protocol):
         ...
 
 
+class MessageIds(Protocol):
+    """Message ids the bot keeps: incident thread roots, each chat's pinned status message."""
+
+    async def threads(self, chat_id: int) -> list[tuple[str, int, datetime, bool]]:
+        """A chat's open threads: (key, root message id, when sent, root carries it alone)."""
+        ...
+
+    async def set_threads(
+        self,
+        chat_id: int,
+        opened: Sequence[tuple[str, int, bool]],
+        ended: Sequence[str],
+        at: datetime,
+    ) -> None:
+        """Store new roots and forget ended threads."""
+        ...
+
+    async def status_message(self, chat_id: int) -> tuple[int, str] | None:
+        """The chat's status message id and its text."""
+        ...
+
+    async def set_status_message(
+        self, chat_id: int, message_id: int | None, text: str, at: datetime
+    ) -> None:
+        """Store (or, with None, forget) the chat's status message."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BotStores:
     """The bot's storage, wired by ontwatch/."""
@@ -69,6 +97,7 @@ class BotStores:
     outbox: Outbox
     prefs: ChatLanguages
     subs: AreaSubscriptions
+    messages: MessageIds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +111,6 @@ class BotConfig:
     lang: str
     tz: tzinfo
     group_wait: float
+    status_message: bool = True  # a pinned, self-updating status message in each alert group
+    status_every: float = 30.0  # seconds: the status message is edited at most this often
+    edit_window: float = 300.0  # seconds: an escalation this soon edits the opening message

@@ -37,7 +37,7 @@ from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
 from storage import retention
 from storage.database import Database
-from storage.outbox import ChatPrefs, OutboxStore, Subscriptions
+from storage.outbox import BotMessages, ChatPrefs, OutboxStore, Subscriptions
 from storage.queries import Queries
 from storage.store import SqliteStore
 from storage.users import SessionPolicy, Users, count_admins
@@ -397,12 +397,15 @@ def bot_config(s: Settings) -> BotConfig:
         lang=s.lang,
         tz=s.tz,
         group_wait=s.group_wait,
+        status_message=s.status_message,
+        status_every=s.status_every,
+        edit_window=s.edit_window,
     )
 
 
 def bot_stores(db: Database) -> BotStores:
     """The bot's tables."""
-    return BotStores(OutboxStore(db), ChatPrefs(db), Subscriptions(db))
+    return BotStores(OutboxStore(db), ChatPrefs(db), Subscriptions(db), BotMessages(db))
 
 
 async def open_database(path: Path) -> Database:

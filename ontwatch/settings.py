@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     group_wait: float = Field(
         3.0, ge=0, le=60, validation_alias=_env("ONTWATCH_GROUP_WAIT", "group_wait")
     )
+    status_message: bool = Field(
+        True, validation_alias=_env("ONTWATCH_STATUS_MESSAGE", "status_message")
+    )
+    status_every: float = Field(
+        30.0, ge=5, le=3600, validation_alias=_env("ONTWATCH_STATUS_EVERY", "status_every")
+    )
+    edit_window: float = Field(
+        300.0, ge=0, le=3600, validation_alias=_env("ONTWATCH_EDIT_WINDOW", "edit_window")
+    )
     backup_dir: Path | None = Field(
         None, validation_alias=_env("ONTWATCH_BACKUP_DIR", "backup_dir")
     )
@@ -204,7 +213,7 @@ class Settings(BaseSettings):
             hint = " (an inline comment? systemd and Docker keep all after '=' in the value)"
         raise ValueError(f"not an IP address or host name: {value!r}{hint}")
 
-    @field_validator("probe", mode="before")
+    @field_validator("probe", "status_message", mode="before")
     @classmethod
     def _on_off(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
