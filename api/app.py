@@ -41,6 +41,7 @@ from monitor.engine import (
 from monitor.model import EventKind, Observation, Ont, Severity, Source, Status
 from monitor.ports import ReadModel
 from monitor.records import decision_json, history_json, notification_json, ont_json
+from monitor.view import EngineView
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class ApiDeps:
     renderer: MapRenderer | None = None
     extra_routes: list[web.RouteDef] = field(default_factory=list)
     lang: Lang = "id"  # the service language: of reason texts in the JSON
+    view: EngineView = field(init=False)  # reads of live state; writes go to the engine
+
+    def __post_init__(self) -> None:
+        self.view = EngineView(self.engine)
 
 
 class ApiError(web.HTTPException):
@@ -340,7 +345,7 @@ async def upsert_onts(request: web.Request) -> web.Response:
     now = d.clock()
     baseline = [b for r in records for b in r.baselines(d.tz, now)]
     created = await d.engine.upsert([r.to_ont() for r in records], baseline)
-    out = [ont_json(*d.engine.get(i), d.lang) for i in ids]  # type: ignore[misc]
+    out = [ont_json(*d.view.get(i), d.lang) for i in ids]  # type: ignore[misc]
     status = 201 if all(created) else 200
     return web.json_response(out if many else out[0], status=status)
 
@@ -384,7 +389,7 @@ async def apply_import(
 ) -> dict[str, Any]:
     """Write an import plan through the engine (unless a dry run) and build its report."""
     if dry_run:
-        known = set(engine.onts)
+        known = set(EngineView(engine).ont_ids())
         created = [r.id not in known for r in plan.records]
         return await asyncio.to_thread(plan.report, created, dry_run=True)
 
@@ -557,7 +562,7 @@ async def unmute_ont(request: web.Request) -> web.Response:
     d = deps(request)
     ont_id = request.match_info["id"]
     _actor(request)
-    if d.engine.get(ont_id) is None:
+    if d.view.get(ont_id) is None:
         raise UnknownOnt(ont_id)
     return web.json_response({"id": ont_id, "unmuted": await d.engine.unmute(f"ont:{ont_id}")})
 
@@ -578,7 +583,7 @@ async def rename_area(request: web.Request) -> web.Response:
     """Merge one area into another: {"old": AREA, "new": AREA}; every ONT of old moves."""
     d = deps(request)
     body: AreaRename = validated(AreaRename, await read_body(request, MAX_PUSH_BODY))
-    if not any(o.area == body.old for o in d.engine.onts.values()):
+    if not any(o.area == body.old for o in d.view.onts().values()):
         raise ApiError(404, "unknown area", {"area": body.old})
     moved = await d.engine.rename_area(body.old, body.new)
     return web.json_response({"old": body.old, "new": body.new, "moved": moved})
@@ -615,7 +620,7 @@ async def map_png(request: web.Request) -> web.Response:
         raise ApiError(400, f"invalid {field}", str(exc)) from None
     try:
         png = await d.renderer.render(
-            view, d.engine.items(), width=width, height=height, now=d.clock(), tz=d.tz
+            view, d.view.items(), width=width, height=height, now=d.clock(), tz=d.tz
         )
     except LookupError as exc:
         raise ApiError(404, str(exc).split(":", 1)[-1].strip(), str(exc)) from None

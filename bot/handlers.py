@@ -31,6 +31,7 @@ from bot.texts import LANGS, Html, esc, href, lang_of, navigation_url, t, when
 from monitor.engine import Engine, StoreUnavailable, UnknownOnt
 from monitor.model import Ont, OntState, Status
 from monitor.ports import Clock, ReadModel, Subscription
+from monitor.view import EngineView
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Renderer(Protocol):
 class BotContext:
     """What the handlers work with."""
 
-    engine: Engine
+    engine: Engine  # writes (ack, mute); reads go through view
     reads: ReadModel
     prefs: ChatLanguages
     subs: AreaSubscriptions
@@ -76,6 +77,10 @@ class BotContext:
     renderer: Renderer | None = None
     langs: dict[int, str] = field(default_factory=dict)
     _refused_at: dict[int, float] = field(default_factory=dict)
+    view: EngineView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view = EngineView(self.engine)  # the read-only side of the engine
 
     def lang(self, chat_id: int) -> str:
         """The chat's language."""
@@ -183,7 +188,7 @@ class Handlers:
         return self.ctx.lang(chat.id if chat else 0)
 
     def _areas(self) -> list[str]:
-        return sorted({o.area for o in self.ctx.engine.onts.values() if o.area})
+        return self.ctx.view.areas()
 
     def _areas_text(self) -> str:
         areas = self._areas()
@@ -197,7 +202,7 @@ class Handlers:
 
     def _target(self, name: str) -> str | None:
         """'ont:<id>' for an ONT id, 'area:<name>' for an area (case-insensitive), else None."""
-        if name in self.ctx.engine.onts:
+        if name in self.ctx.view:
             return f"ont:{name}"
         area = self._find_area(name)
         return f"area:{area}" if area is not None else None
@@ -219,7 +224,7 @@ class Handlers:
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/status: totals, incidents, open mass outages, worst areas."""
         stats = await self.ctx.reads.stats()
-        outages = list(self.ctx.engine.outages.values())
+        outages = self.ctx.view.outages()
         text = replies.status_text(
             stats, self._lang(update), self.ctx.tz, self.ctx.clock(), outages
         )
@@ -229,7 +234,7 @@ class Handlers:
         """/offline: the first page, with ◀ ▶ when there are more."""
         lang = self._lang(update)
         text, page, pages = replies.offline_page(
-            self.ctx.engine.items(), 1, lang, self.ctx.tz, self.ctx.clock()
+            self.ctx.view.items(), 1, lang, self.ctx.tz, self.ctx.clock()
         )
         await self._reply(update, text, keyboards.pager(page, pages))
 
@@ -239,7 +244,7 @@ class Handlers:
         try:
             from maps.view import parse_command_arg
 
-            view = parse_command_arg(_arg(context), self._areas(), list(self.ctx.engine.onts))
+            view = parse_command_arg(_arg(context), self._areas(), self.ctx.view.ont_ids())
         except ValueError as exc:
             await self._reply(update, t(lang, "map_bad", detail=str(exc)))
             return
@@ -266,9 +271,7 @@ class Handlers:
         if self.ctx.renderer is not None and view is not None:
             try:
                 png = await asyncio.wait_for(
-                    self.ctx.renderer.render(
-                        view, self.ctx.engine.items(), now=now, tz=self.ctx.tz
-                    ),
+                    self.ctx.renderer.render(view, self.ctx.view.items(), now=now, tz=self.ctx.tz),
                     MAP_TIMEOUT,
                 )
             except Exception as exc:  # any failure of the map falls back to text
@@ -282,7 +285,7 @@ class Handlers:
         await self._reply(update, f"{t(lang, 'map_fallback')}\n{caption}\n\n{text}")
 
     def _view_items(self, view: Any) -> list[tuple[Ont, OntState]]:
-        items = self.ctx.engine.items()
+        items = self.ctx.view.items()
         kind = getattr(view, "kind", "all")
         value = getattr(view, "value", "")
         if kind == "offline":
@@ -310,13 +313,13 @@ class Handlers:
         if not ont_id:
             await self._reply(update, t(lang, "usage_ont"))
             return
-        pair = self.ctx.engine.get(ont_id)
+        pair = self.ctx.view.get(ont_id)
         if pair is None:
             await self._reply(update, t(lang, "unknown_ont", id=ont_id))
             return
         ont, state = pair
         history = await self.ctx.reads.history(ont_id, limit=5)
-        mute = self.ctx.engine.mutes.get(f"ont:{ont_id}")
+        mute = self.ctx.view.mute(f"ont:{ont_id}")
         text = replies.ont_text(ont, state, history, mute, lang, self.ctx.tz, self.ctx.clock())
         has_location = ont.lat is not None and ont.lon is not None
         await self._reply(
@@ -339,13 +342,13 @@ class Handlers:
         """/history [ID]: newest history lines, of one ONT or of all."""
         lang = self._lang(update)
         ont_id = _arg(context) or None
-        if ont_id is not None and ont_id not in self.ctx.engine.onts:
+        if ont_id is not None and ont_id not in self.ctx.view:
             await self._reply(update, t(lang, "unknown_ont", id=ont_id))
             return
         rows = await self.ctx.reads.history(ont_id, limit=15)
         title = ""
         if ont_id is not None:
-            title = f"{self.ctx.engine.onts[ont_id].label} (id {ont_id})"
+            title = f"{self.ctx.view.onts()[ont_id].label} (id {ont_id})"
         text = replies.history_text(
             rows, lang, self.ctx.tz, one_ont=ont_id is not None, title=title
         )
@@ -358,7 +361,7 @@ class Handlers:
         if not name:
             await self._reply(update, t(lang, "usage_ack"))
             return
-        area = None if name in self.ctx.engine.onts else self._find_area(name)
+        area = None if name in self.ctx.view else self._find_area(name)
         if area is not None:
             await self._reply(update, await self._do_ack_area(area, _who(update), lang))
             return
@@ -382,7 +385,7 @@ class Handlers:
             return t(lang, "unknown_ont", id=ont_id)
         except StoreUnavailable as exc:
             return t(lang, "error", detail=str(exc))
-        ont = self.ctx.engine.onts[ont_id]
+        ont = self.ctx.view.onts()[ont_id]
         if reason == "acknowledged":
             return t(lang, "ack_done", name=ont.label, id=ont_id)
         if reason == "no open incident":
@@ -418,7 +421,7 @@ class Handlers:
             return t(lang, "error", detail=str(exc))
         except StoreUnavailable as exc:
             return t(lang, "error", detail=str(exc))
-        what = replies.target_label(target, self.ctx.engine.onts, lang)
+        what = replies.target_label(target, self.ctx.view.onts(), lang)
         return t(
             lang,
             "muted",
@@ -431,10 +434,10 @@ class Handlers:
         """/unmute [ID|AREA]: lift a silence, or list them."""
         lang = self._lang(update)
         name = _arg(context)
-        engine = self.ctx.engine
+        engine, view = self.ctx.engine, self.ctx.view
         if not name:
             text = replies.mutes_text(
-                list(engine.mutes.values()), engine.onts, lang, self.ctx.tz, self.ctx.clock()
+                view.mutes(), view.onts(), lang, self.ctx.tz, self.ctx.clock()
             )
             await self._reply(update, text)
             return
@@ -443,14 +446,15 @@ class Handlers:
             # A silence on an area or ONT that no longer exists can still be lifted by name.
             folded = name.casefold()
             target = next(
-                (m for m in engine.mutes if m.partition(":")[2].casefold() == folded), None
+                (m.target for m in view.mutes() if m.target.partition(":")[2].casefold() == folded),
+                None,
             )
         if target is None:
             await self._reply(
                 update, t(lang, "unknown_target", target=name, areas=self._areas_text())
             )
             return
-        what = replies.target_label(target, engine.onts, lang)
+        what = replies.target_label(target, view.onts(), lang)
         try:
             lifted = await engine.unmute(target)
         except StoreUnavailable as exc:
@@ -531,7 +535,7 @@ class Handlers:
             return
         loc = message.location
         text = replies.nearest_text(
-            self.ctx.engine.items(),
+            self.ctx.view.items(),
             loc.latitude,
             loc.longitude,
             self._lang(update),
@@ -548,7 +552,6 @@ class Handlers:
         if cb is None:
             await query.answer(t(lang, "button_gone"))
             return
-        engine = self.ctx.engine
         if cb.verb == keyboards.OFFLINE_PAGE:
             await self._page(update, cb.key, lang)
             return
@@ -569,7 +572,7 @@ class Handlers:
 
                 await self._send_map(update, MapView("area", area), lang)
             return
-        ont_id = cb.resolve(engine.onts)
+        ont_id = cb.resolve(self.ctx.view.ont_ids())
         if ont_id is None:
             await query.answer(t(lang, "button_gone"))
             return
@@ -589,7 +592,7 @@ class Handlers:
                 view = None
             await self._send_map(update, view, lang)
         elif cb.verb == keyboards.LOCATION:
-            await self._send_location(update, engine.onts[ont_id], lang)
+            await self._send_location(update, self.ctx.view.onts()[ont_id], lang)
 
     async def _page(self, update: Update, key: str, lang: str) -> None:
         query = update.callback_query
@@ -600,7 +603,7 @@ class Handlers:
             await query.answer(t(lang, "button_gone"))
             return
         text, page, pages = replies.offline_page(
-            self.ctx.engine.items(), page, lang, self.ctx.tz, self.ctx.clock()
+            self.ctx.view.items(), page, lang, self.ctx.tz, self.ctx.clock()
         )
         await query.answer()
         with contextlib.suppress(TelegramError):  # "message is not modified" is fine

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
@@ -14,16 +13,15 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, Defaults
 
-from bot.chat_order import ChatOrder
 from bot.delivery import Delivery, Monotonic, Sleep
 from bot.handlers import BotContext, Handlers, Renderer
 from bot.ports import BotConfig, BotStores
 from bot.routing import SubscriptionRouter
-from bot.sender import Sender
 from bot.texts import COMMANDS, LANGS, t
 from monitor.engine import Engine
 from monitor.model import Ont
 from monitor.ports import Clock, ReadModel
+from monitor.view import EngineView
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +61,9 @@ class BotRuntime:
         self.outbox = stores.outbox
         self.prefs = stores.prefs
         self.subs = stores.subs
-        self.messages = stores.messages
         self.router = SubscriptionRouter(config.alert_chats)
-        self.sender = Sender(monotonic, sleep)  # the one sender: replies, alerts, edits, pins
         self.engine: Engine | None = None
+        self.view: EngineView | None = None  # what the bot reads; writes go to the engine
         self.delivery: Delivery | None = None
         self.app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.langs: dict[int, str] = {}
@@ -90,8 +87,6 @@ class BotRuntime:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
-            .rate_limiter(self.sender)  # every request of the handlers is paced and retried
-            .concurrent_updates(ChatOrder())  # chats concurrent, one chat's updates in order
             .build()
         )
         self.delivery = Delivery(
@@ -103,9 +98,6 @@ class BotRuntime:
             group_wait=self.config.group_wait,
             clock=self.monotonic,
             sleep=self.sleep,
-            sender=self.sender,
-            messages=self.messages,
-            edit_window=timedelta(seconds=self.config.edit_window),
         )
         return self.router
 
@@ -121,12 +113,13 @@ class BotRuntime:
         return lang if lang in LANGS else self.config.lang
 
     def _lookup(self, ont_id: str) -> Ont | None:
-        return self.engine.onts.get(ont_id) if self.engine is not None else None
+        return self.view.ont(ont_id) if self.view is not None else None
 
     async def start(self, engine: Engine) -> None:
         """Register handlers, start delivery, and connect to Telegram in the background."""
         assert self.app is not None and self.delivery is not None, "call load() first"
         self.engine = engine
+        self.view = EngineView(engine)
         ctx = BotContext(
             engine=engine,
             reads=self.reads,
@@ -204,7 +197,6 @@ class BotRuntime:
                 await app.updater.stop()
         if self.delivery is not None:
             await self.delivery.stop()
-        self.sender.close()  # replies still waiting for Telegram end now (the bot stops)
         if app is not None:
             if app.running:
                 with contextlib.suppress(Exception):

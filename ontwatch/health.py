@@ -14,6 +14,8 @@ from typing import Any
 
 from storage import backup as backups
 from storage.database import Database
+from storage.outbox import OutboxStore
+from storage.probe import write_probe
 
 LOOP_LAG_LIMIT = 2.0  # seconds late a 0.25 s heartbeat may be before the loop counts as stalled
 LAG_WINDOW = 30.0
@@ -54,21 +56,11 @@ class LoopWatch:
         return max([*recent, since_last, 0.0])
 
 
-def _touch(conn: sqlite3.Connection, stamp: str) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", (stamp,))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 async def database_writable(db: Database) -> str:
     """'' when a real write commits within the timeout, else why not."""
     try:
         stamp = datetime.now(UTC).isoformat()
-        await asyncio.wait_for(db.run_in_writer(_touch, stamp), DB_WRITE_TIMEOUT)
+        await asyncio.wait_for(write_probe(db, stamp), DB_WRITE_TIMEOUT)
     except TimeoutError:
         return f"database write took more than {DB_WRITE_TIMEOUT:.0f} s (locked?)"
     except (sqlite3.Error, OSError) as exc:
@@ -78,10 +70,7 @@ async def database_writable(db: Database) -> str:
 
 async def outbox_age(db: Database, now: datetime) -> tuple[int, float]:
     """Undelivered outbox rows and the age in seconds of the oldest one."""
-    rows = await db.fetchall("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'")
-    count, oldest = rows[0]
-    age = (now - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
-    return count, max(0.0, age)
+    return await OutboxStore(db).pending_age(now)
 
 
 async def check(

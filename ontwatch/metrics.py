@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from monitor.engine import Engine
 from monitor.model import Severity, Status
 from monitor.prober import Prober
+from monitor.view import EngineView
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,42 +24,55 @@ class Scrape:
     outbox_by_state: dict[str, int]
 
 
+class EngineCounters(Protocol):
+    """The engine's running totals (not its state: that is read through the view)."""
+
+    observed: Mapping[str, int]
+    commits: int
+
+
 class OntwatchCollector(Collector):
     """Yields the metric families of one scrape."""
 
     def __init__(
-        self, engine: Engine, prober: Prober | None, delivery: Any, scrape: Scrape
+        self,
+        view: EngineView,
+        counters: EngineCounters,
+        prober: Prober | None,
+        delivery: Any,
+        scrape: Scrape,
+        events: Any = None,
     ) -> None:
-        self.engine, self.prober, self.delivery, self.scrape = engine, prober, delivery, scrape
+        self.view, self.counters, self.prober = view, counters, prober
+        self.delivery, self.scrape, self.events = delivery, scrape, events
 
     def collect(self) -> Iterator[Any]:
         """The metric families."""
-        states = list(self.engine.states.values())
-        by_status = Counter(s.status.value for s in states)
+        counts = self.view.counts()
+        by_status = {"ON": counts.online, "OFF": counts.offline, "UNKNOWN": counts.unknown}
         g = GaugeMetricFamily("ontwatch_onts", "ONTs by status", labels=["status"])
         for status in Status:
-            g.add_metric([status.value], by_status.get(status.value, 0))
+            g.add_metric([status.value], by_status[status.value])
         yield g
-        by_sev = Counter(s.severity.value for s in states)
         g = GaugeMetricFamily(
             "ontwatch_onts_by_severity", "ONTs by incident severity", labels=["severity"]
         )
         for sev in Severity:
-            g.add_metric([sev.value], by_sev.get(sev.value, 0))
+            g.add_metric([sev.value], counts.by_severity.get(sev.value, 0))
         yield g
         yield GaugeMetricFamily(
-            "ontwatch_mass_outages", "Open mass outages (areas)", value=len(self.engine.outages)
+            "ontwatch_mass_outages", "Open mass outages (areas)", value=len(self.view.outages())
         )
         c = CounterMetricFamily(
             "ontwatch_observations",
             "Observations applied, by source (rate() of source=push is pushes per second)",
             labels=["source"],
         )
-        for source, n in sorted(self.engine.observed.items()):
+        for source, n in sorted(self.counters.observed.items()):
             c.add_metric([source], n)
         yield c
         yield CounterMetricFamily(
-            "ontwatch_commits", "Group commits written", value=self.engine.commits
+            "ontwatch_commits", "Group commits written", value=self.counters.commits
         )
         if self.prober is not None:
             last = self.prober.last
@@ -107,6 +119,8 @@ class OntwatchCollector(Collector):
         for state, n in sorted(s.outbox_by_state.items()):
             g.add_metric([state], n)
         yield g
+        if self.events is not None:
+            yield from _event_stream(self.events)
         if self.delivery is not None:
             yield CounterMetricFamily(
                 "ontwatch_telegram_messages_sent",
@@ -119,6 +133,20 @@ class OntwatchCollector(Collector):
             for kind in ("retry_after", "network", "forbidden", "bad_request", "invalid_token"):
                 c.add_metric([kind], self.delivery.errors.get(kind, 0))
             yield c
+
+
+def _event_stream(hub: Any) -> Iterator[Any]:
+    yield GaugeMetricFamily(
+        "ontwatch_events_clients", "Connected event-stream clients", value=len(hub.clients)
+    )
+    yield CounterMetricFamily(
+        "ontwatch_events_dropped_clients",
+        "Event-stream clients cut off because they fell behind",
+        value=hub.dropped,
+    )
+    yield CounterMetricFamily(
+        "ontwatch_events_frames_sent", "Event-stream frames written", value=hub.frames_sent
+    )
 
 
 def render(collector: OntwatchCollector) -> tuple[bytes, str]:
