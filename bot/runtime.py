@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
@@ -13,10 +14,12 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, Defaults
 
+from bot.chat_order import ChatOrder
 from bot.delivery import Delivery, Monotonic, Sleep
 from bot.handlers import BotContext, Handlers, Renderer
 from bot.ports import BotConfig, BotStores
 from bot.routing import SubscriptionRouter
+from bot.sender import Sender
 from bot.texts import COMMANDS, LANGS, t
 from monitor.engine import Engine
 from monitor.model import Ont
@@ -61,7 +64,9 @@ class BotRuntime:
         self.outbox = stores.outbox
         self.prefs = stores.prefs
         self.subs = stores.subs
+        self.messages = stores.messages
         self.router = SubscriptionRouter(config.alert_chats)
+        self.sender = Sender(monotonic, sleep)  # the one sender: replies, alerts, edits, pins
         self.engine: Engine | None = None
         self.view: EngineView | None = None  # what the bot reads; writes go to the engine
         self.delivery: Delivery | None = None
@@ -87,6 +92,8 @@ class BotRuntime:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
+            .rate_limiter(self.sender)  # every request of the handlers is paced and retried
+            .concurrent_updates(ChatOrder())  # chats concurrent, one chat's updates in order
             .build()
         )
         self.delivery = Delivery(
@@ -98,6 +105,9 @@ class BotRuntime:
             group_wait=self.config.group_wait,
             clock=self.monotonic,
             sleep=self.sleep,
+            sender=self.sender,
+            messages=self.messages,
+            edit_window=timedelta(seconds=self.config.edit_window),
         )
         return self.router
 
@@ -197,6 +207,7 @@ class BotRuntime:
                 await app.updater.stop()
         if self.delivery is not None:
             await self.delivery.stop()
+        self.sender.close()  # replies still waiting for Telegram end now (the bot stops)
         if app is not None:
             if app.running:
                 with contextlib.suppress(Exception):
