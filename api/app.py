@@ -38,7 +38,7 @@ from monitor.engine import (
     check_observation,
     check_ont,
 )
-from monitor.model import EventKind, Observation, Ont, Severity, Source, Status
+from monitor.model import EventKind, Observation, Ont, OntState, Severity, Source, Status
 from monitor.ports import ReadModel
 from monitor.records import decision_json, history_json, notification_json, ont_json
 from monitor.view import EngineView
@@ -279,6 +279,16 @@ def _status_filter(request: web.Request) -> Status | None:
         raise ApiError(400, "invalid status", "status must be ON, OFF or UNKNOWN") from None
 
 
+def fresh_state(d: ApiDeps, stored: OntState) -> OntState:
+    """The stored state with the last_seen the engine holds in memory: steady probes' freshness
+    is written coarsely (disk wear), so the stored one may be minutes old."""
+    live = d.engine.states.get(stored.ont_id)
+    seen = live.last_seen if live is not None else None
+    if seen is None or (stored.last_seen is not None and stored.last_seen >= seen):
+        return stored
+    return stored.evolve(last_seen=seen)
+
+
 # -- routes ------------------------------------------------------------------------------
 
 routes = web.RouteTableDef()
@@ -299,6 +309,7 @@ async def list_onts(request: web.Request) -> web.Response:
         status=_status_filter(request), area=request.query.get("area"), after=after, limit=limit
     )
     cursor = pairs[-1][0].id if len(pairs) == limit else None
+    pairs = [(o, fresh_state(d, s)) for o, s in pairs]
     lang = d.lang
     return await json_page(request, lambda: [ont_json(o, s, lang) for o, s in pairs], cursor)
 
@@ -312,8 +323,9 @@ async def get_ont(request: web.Request) -> web.Response:
     if pair is None:
         raise UnknownOnt(ont_id)
     history = await d.reads.history(ont_id, limit=20)
+    ont, state = pair[0], fresh_state(d, pair[1])
     return web.json_response(
-        {**ont_json(*pair, d.lang), "history": [history_json(h, d.lang) for h in history]}
+        {**ont_json(ont, state, d.lang), "history": [history_json(h, d.lang) for h in history]}
     )
 
 
