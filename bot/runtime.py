@@ -20,6 +20,7 @@ from bot.handlers import BotContext, Handlers, Renderer
 from bot.ports import BotConfig, BotStores
 from bot.routing import SubscriptionRouter
 from bot.sender import Sender
+from bot.status_message import StatusBoard
 from bot.texts import COMMANDS, LANGS, t
 from monitor.engine import Engine
 from monitor.model import Ont
@@ -67,6 +68,7 @@ class BotRuntime:
         self.messages = stores.messages
         self.router = SubscriptionRouter(config.alert_chats)
         self.sender = Sender(monotonic, sleep)  # the one sender: replies, alerts, edits, pins
+        self.board: StatusBoard | None = None
         self.engine: Engine | None = None
         self.view: EngineView | None = None  # what the bot reads; writes go to the engine
         self.delivery: Delivery | None = None
@@ -145,10 +147,32 @@ class BotRuntime:
             langs=self.langs,
         )
         Handlers(ctx).register(self.app)
+        self.board = self._status_board(engine)
         self.delivery.start()
         # The service must start even when Telegram is unreachable: connect in the background;
         # alerts wait in the outbox meanwhile.
         self._connect_task = asyncio.create_task(self._connect(), name="ontwatch-bot-connect")
+
+    def _status_board(self, engine: Engine) -> StatusBoard | None:
+        """The pinned status message of each alert group (ONTWATCH_STATUS_MESSAGE, default on)."""
+        groups = [c for c in self.config.alert_chats if c < 0]
+        if not self.config.status_message or not groups or self.messages is None:
+            return None
+        assert self.app is not None
+        board = StatusBoard(
+            self.app.bot,
+            self.sender,
+            self.messages,
+            EngineView(engine),
+            groups,
+            lang_for=self.lang_for,
+            tz=self.config.tz,
+            clock=self.clock,
+            every=self.config.status_every,
+            sleep=self.sleep,
+        )
+        engine.feed.subscribe(board.committed)
+        return board
 
     async def _connect(self) -> None:
         assert self.app is not None and self.delivery is not None
@@ -173,6 +197,8 @@ class BotRuntime:
             bootstrap_retries=-1,
         )
         self.delivery.ready.set()
+        if self.board is not None:
+            self.board.start()
         self.connected.set()
         log.info("Telegram bot @%s connected", self.app.bot.username)
 
@@ -205,6 +231,8 @@ class BotRuntime:
         if app is not None and app.updater is not None and app.updater.running:
             with contextlib.suppress(Exception):
                 await app.updater.stop()
+        if self.board is not None:
+            await self.board.stop()
         if self.delivery is not None:
             await self.delivery.stop()
         self.sender.close()  # replies still waiting for Telegram end now (the bot stops)

@@ -94,6 +94,22 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "• {area}: {offline}/{total} offline, {critical} critical",
     },
     "no_area": {"id": "(tanpa area)", "en": "(no area)"},
+    "board": {
+        "id": "📌 <b>Status jaringan</b> (diperbarui otomatis)\n"
+        "Total {total} · 🟢 online {online} · 🔴 offline {offline} · ⚪ tak diketahui {unknown}\n"
+        "Insiden terbuka: 🔴 kritis {critical} · ⚠️ peringatan {warning}",
+        "en": "📌 <b>Network status</b> (updates itself)\n"
+        "Total {total} · 🟢 online {online} · 🔴 offline {offline} · ⚪ unknown {unknown}\n"
+        "Open incidents: 🔴 critical {critical} · ⚠️ warning {warning}",
+    },
+    "board_last": {
+        "id": "\nPerubahan terakhir: {name} (id {id}) {what} · {at}",
+        "en": "\nLast change: {name} (id {id}) {what} · {at}",
+    },
+    "board_quiet": {
+        "id": "\nBelum ada perubahan sejak bot mulai.",
+        "en": "\nNo change since the bot started.",
+    },
     "offline_head": {
         "id": "<b>ONT offline: {count}</b> (hal. {page}/{pages})",
         "en": "<b>Offline ONTs: {count}</b> (page {page}/{pages})",

@@ -91,6 +91,7 @@ def settings_for(fake: FakeBotApi, tmp_path: Path, **over: Any) -> Settings:
         "alert_chats": (GROUP,),
         "allowed_chats": (USER,),
         "group_wait": 0,
+        "status_message": False,  # tests of the pinned status message turn it on
         "lang": "en",
         "tile_url": "http://127.0.0.1:9/{z}/{x}/{y}.png",
     }

@@ -64,12 +64,15 @@ DEFAULT_FAULT_METHODS: frozenset[str] = frozenset(
         "answercallbackquery",
         "sendchataction",
         "deletemessage",
+        "pinchatmessage",
+        "unpinchatmessage",
     }
 )
 # Methods that count as "a message to a chat" for flood limits and retry_after windows.
 DEFAULT_FLOOD_METHODS: frozenset[str] = frozenset({"sendmessage", "sendphoto", "sendlocation"})
 NEW_MESSAGE_METHODS: frozenset[str] = frozenset({"sendmessage", "sendphoto", "sendlocation"})
 EDIT_METHODS: frozenset[str] = frozenset({"editmessagetext", "editmessagereplymarkup"})
+PIN_METHODS: frozenset[str] = frozenset({"pinchatmessage", "unpinchatmessage"})
 # Methods recorded in ``FakeBotApi.sent`` when they succeed.
 RECORDED_METHODS: frozenset[str] = DEFAULT_FAULT_METHODS | {"setmycommands"}
 
@@ -658,6 +661,7 @@ class FakeBotApi:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
         self.messages: dict[tuple[int | str, int], dict[str, Any]] = {}
+        self.pinned: dict[int | str, list[int]] = {}  # chat -> pinned message ids, newest last
         self._next_message_id: dict[int | str, int] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(100001)
@@ -948,6 +952,10 @@ class FakeBotApi:
         """Return new messages (sendMessage/Photo/Location) recorded for a chat."""
         wanted = {method.lower()} if method else set(NEW_MESSAGE_METHODS)
         return [c for c in self.sent if c.chat_id == chat_id and c.method.lower() in wanted]
+
+    def pins_to(self, chat_id: int | str) -> list[SentCall]:
+        """Return pinChatMessage/unpinChatMessage calls recorded for a chat."""
+        return [c for c in self.sent if c.chat_id == chat_id and c.method.lower() in PIN_METHODS]
 
     def edits_to(self, chat_id: int | str) -> list[SentCall]:
         """Return editMessageText/editMessageReplyMarkup calls recorded for a chat."""
@@ -1240,6 +1248,37 @@ class FakeBotApi:
                     )
         return markup
 
+    def _reply_to(self, chat_id: int | str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The message a send replies to (reply_parameters or reply_to_message_id), if any."""
+        reply = params.get("reply_parameters")
+        if isinstance(reply, dict):
+            target, allow = reply.get("message_id"), bool(reply.get("allow_sending_without_reply"))
+        else:
+            target = params.get("reply_to_message_id")
+            allow = bool(params.get("allow_sending_without_reply"))
+        if target is None:
+            return None
+        original = self.messages.get((chat_id, int(target)))
+        if original is None and not allow:
+            raise bad_request("message to be replied not found")
+        return original
+
+    def pinned_message(self, chat_id: int | str) -> int | None:
+        """The chat's most recently pinned message id still pinned, if any."""
+        ids = self.pinned.get(chat_id) or []
+        return ids[-1] if ids else None
+
+    def user_delete(self, chat_id: int | str, message_id: int) -> None:
+        """A member deletes a message (it is unpinned too)."""
+        self.messages.pop((chat_id, message_id), None)
+        self.user_unpin(chat_id, message_id)
+
+    def user_unpin(self, chat_id: int | str, message_id: int) -> None:
+        """A member unpins a message."""
+        ids = self.pinned.get(chat_id) or []
+        if message_id in ids:
+            ids.remove(message_id)
+
     def _new_bot_message(self, chat_id: int | str, body: dict[str, Any]) -> dict[str, Any]:
         """Create, store and return a Message sent by the bot."""
         message = {
@@ -1354,12 +1393,17 @@ class FakeBotApi:
         self._check_chat(chat_id)
         visible, entities = self._formatted(params, "text", MAX_TEXT, "entities")
         markup = self._check_markup(params)
+        assert chat_id is not None
+        original = self._reply_to(chat_id, params)
         body: dict[str, Any] = {"text": visible}
         if entities:
             body["entities"] = entities
         if markup is not None:
             body["reply_markup"] = markup
-        assert chat_id is not None
+        if original is not None:
+            body["reply_to_message"] = {
+                k: v for k, v in original.items() if k != "reply_to_message"
+            }
         return self._new_bot_message(chat_id, body)
 
     def _m_sendphoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
@@ -1472,8 +1516,43 @@ class FakeBotApi:
     def _m_deletemessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         """deleteMessage."""
         message = self._stored(params, "delete")
-        del self.messages[(message["chat"]["id"], message["message_id"])]
+        self.user_delete(message["chat"]["id"], message["message_id"])
         return True
+
+    def _m_pinchatmessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        """pinChatMessage (the message must exist; pinning again moves it to the top)."""
+        message = self._stored(params, "pin")
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        ids = self.pinned.setdefault(chat_id, [])
+        if message_id in ids:
+            ids.remove(message_id)
+        ids.append(message_id)
+        return True
+
+    def _m_unpinchatmessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        """unpinChatMessage (a message id, else the most recent pin)."""
+        chat_id = params.get("chat_id")
+        self._check_chat(chat_id)
+        assert chat_id is not None
+        message_id = params.get("message_id") or self.pinned_message(chat_id)
+        if message_id is not None:
+            self.user_unpin(chat_id, int(message_id))
+        return True
+
+    def _m_getchat(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        """getChat, with pinned_message when one is pinned."""
+        chat_id = params.get("chat_id")
+        self._check_chat(chat_id)
+        assert chat_id is not None
+        chat: dict[str, Any] = {
+            **self._chat(chat_id),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+        }
+        pinned = self.pinned_message(chat_id)
+        if pinned is not None and (chat_id, pinned) in self.messages:
+            chat["pinned_message"] = self.messages[(chat_id, pinned)]
+        return chat
 
     def _m_answercallbackquery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         """answerCallbackQuery (ids must come from push_callback, answered once)."""
@@ -1626,6 +1705,12 @@ class FakeBotApi:
             "block": lambda: self.blocked.add(_to_int("chat_id", b["chat_id"])),
             "unblock": lambda: self.blocked.discard(_to_int("chat_id", b["chat_id"])),
             "missing": lambda: self.missing.add(_to_int("chat_id", b["chat_id"])),
+            "user_delete": lambda: self.user_delete(
+                _to_int("chat_id", b["chat_id"]), int(b["message_id"])
+            ),
+            "user_unpin": lambda: self.user_unpin(
+                _to_int("chat_id", b["chat_id"]), int(b["message_id"])
+            ),
         }
         if action in simple:
             out = simple[action]()
