@@ -142,6 +142,12 @@ def test_five_steps_live_on_three_pages_then_history_after_reload(
     wait_for(pages["map"], marker(ont_id, "severity"), "critical", what="marker after reload")
     for name, d in pages.items():
         check_header(d, final, name)
+    ont_page = pages["notifications"]
+    ont_page.get(live.url(f"/onts/{ont_id}"))
+    history = [str(h["id"]) for h in final.ont["history"]]
+    assert len(history) >= len(STEPS) + 1, history  # the import and the five steps
+    shown = attrs(ont_page, "#history [data-id]", "data-id")
+    assert set(history) <= set(shown), (history, shown)
 
 
 def test_simulate_command_reaches_open_pages(live: LiveService, browsers: Browsers) -> None:
