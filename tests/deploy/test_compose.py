@@ -52,6 +52,8 @@ def container_env(tmp_path: Path, host: dict[str, str], secrets: dict[str, str])
     env = {k: v for k, v in env_of_final_stage().items() if k.startswith("ONTWATCH_")}
     for name, value in service()["environment"].items():
         env[name] = interpolate(str(value), host)
+    # A secret the test does not give is an empty file (the instructions `touch` each one).
+    secrets = {**dict.fromkeys(compose()["secrets"], ""), **secrets}
     for name, content in secrets.items():
         path = tmp_path / "run-secrets" / name
         path.parent.mkdir(exist_ok=True)
