@@ -33,6 +33,7 @@ from web.frames import (
     read_data,
     stats_data,
 )
+from web.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class EventHub:
         self.unread = 0
         self._horizon = 0  # highest notification id already counted in unread
         self._stats: dict[str, Any] | None = None
+        self._tally = Tally()
         self._inbox: deque[FeedItem] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +118,7 @@ class EventHub:
     async def start(self) -> None:
         """Read the unread count, subscribe to the feed, start the flush task."""
         self._unsubscribe = self.view.feed.subscribe(self._on_item)
+        self._tally = Tally(self.view.items())
         self.unread, self._horizon = await self.reads.unread_horizon()
         self._stats = self._stats_now()
         self._task = asyncio.create_task(self._run(), name="ontwatch-events")
@@ -176,9 +179,11 @@ class EventHub:
             for ont, state in item.changed:
                 batch.onts[ont.id] = (ont, state)
                 batch.deleted.pop(ont.id, None)
+                self._tally.put(ont.id, state)
             for ont_id in item.deleted:
                 batch.onts.pop(ont_id, None)
                 batch.deleted[ont_id] = None
+                self._tally.remove(ont_id)
             self._count_new(item)
             batch.notice_ids += [n.id for n in item.notices]
             batch.areas = batch.areas or bool(item.areas)
@@ -216,7 +221,7 @@ class EventHub:
             self._emit("stats", stats)
 
     def _stats_now(self) -> dict[str, Any]:
-        return stats_data(self.view.counts(), self.unread, self.view.outages())
+        return stats_data(self._tally.counts(), self.unread, self.view.outages())
 
     def _emit(self, event: str, data: Any) -> None:
         """Make the next frame, keep it in the ring and queue it for every client."""
