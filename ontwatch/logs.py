@@ -15,6 +15,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a
 # terminal or a log reader could take as a new line or a command (ESC sequences).
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 DEDUP_WINDOW = 60.0  # seconds during which an identical warning/error is counted, not logged
 DEDUP_KEYS = 1024
@@ -129,7 +130,11 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             out["exc"] = record.exc_text
-        return json.dumps(out, ensure_ascii=False)
+        # json leaves DEL, C1 controls and U+2028/2029 raw with ensure_ascii=False; many line
+        # readers split on them, so they are escaped too (still valid JSON).
+        return _JSON_RAW.sub(
+            lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(out, ensure_ascii=False)
+        )
 
 
 def setup_logging(level: str, *, json_lines: bool = False, secrets: Iterable[str] = ()) -> None:

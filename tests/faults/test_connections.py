@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ontwatch.connections import IDLE_TIMEOUT, connection_cap
+from tests.e2e.harness import figure
 from tests.process import ROOT, ServiceProcess, free_port, service_env
 
 pytestmark = [pytest.mark.e2e]
@@ -76,6 +77,9 @@ def test_idle_and_slow_sockets_are_closed_and_requests_still_answered(tmp_path: 
                 assert closed_by_server(s, IDLE_TIMEOUT + 5 - (time.monotonic() - started))
             assert closed_by_server(slow, 3.0)
             elapsed = time.monotonic() - started
+            figure(
+                "FAULT idle-sockets", idle=IDLE, pushes_answered=5, closed_after_s=f"{elapsed:.1f}"
+            )
             assert IDLE_TIMEOUT - 1 <= elapsed <= IDLE_TIMEOUT + 5
         deadline = time.monotonic() + 5
         while open_fds(svc.proc.pid) > 60 and time.monotonic() < deadline:
@@ -131,6 +135,15 @@ def test_connections_beyond_the_cap_get_503_and_one_log_line(tmp_path: Path) -> 
             time.sleep(IDLE_TIMEOUT + 2)
             assert svc.request("GET", "/healthz")[0] == 200
         text = log.read_text()
+        figure(
+            "FAULT connection-cap",
+            nofile=soft,
+            cap=cap,
+            opened=cap + 40,
+            refused_503=len(refused) + 1,
+            log_lines=text.count("connection limit of"),
+            log_bytes=len(text),
+        )
         assert text.count("connection limit of") == 1, text[-3000:]
         assert "out of system resource" not in text and "Too many open files" not in text
         assert len(text) < 20_000

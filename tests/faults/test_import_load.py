@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from api.app import MAX_BODY, MAX_IMPORT_ROWS
+from tests.e2e.harness import figure
 from tests.process import ServiceProcess, free_port, service_env
 
 pytestmark = [pytest.mark.e2e]
@@ -79,6 +80,15 @@ def test_pushes_and_health_keep_working_during_a_maximum_size_import(tmp_path: P
         assert pushes >= 10, f"only {pushes} pushes while the import ran {result['seconds']}"
         health.append(svc.request("GET", "/healthz"))  # the 30 s lag window covers the import
         stalled = [b for c, b in health if c != 200]
+        figure(
+            "FAULT max-import",
+            rows=MAX_IMPORT_ROWS,
+            mib=f"{len(body) / 2**20:.1f}",
+            import_s=f"{result['seconds']:.1f}",
+            pushes_answered_meanwhile=pushes,
+            healthz_503=len(stalled),
+            worst_loop_lag_s=max(b.get("loop_lag_s", 0) for _, b in health),
+        )
         assert stalled == [], stalled[:2]
         assert len(svc.get(f"/api/onts?limit=1&after={MAX_IMPORT_ROWS - 1}")) == 1
     finally:
