@@ -76,8 +76,8 @@ class HostPolicy:
     @classmethod
     def for_bind(cls, bind_host: str, public_names: Iterable[str] = ()) -> HostPolicy:
         """localhost, the bind address when it is a name, and the configured public names."""
-        names = {n.strip().lower().rstrip(".") for n in public_names if n.strip()}
-        names.update(LOOPBACK_NAMES)
+        names = {p[0].rstrip(".") for n in public_names if (p := split_host(n)) is not None}
+        names.update(LOOPBACK_NAMES)  # a port given with a name ("noc.example:443") is ignored
         bind = bind_host.strip().lower().strip("[]")
         if bind and not _is_ip(bind):
             names.add(bind)

@@ -88,6 +88,12 @@ def test_host_policy(host: str | None, allowed: bool) -> None:
     assert policy.allows(host) is allowed
 
 
+def test_public_names_may_carry_a_port_or_a_dot() -> None:
+    policy = HostPolicy.for_bind("0.0.0.0", ["NOC.example.net:443", "ont.lan.", " "])
+    assert policy.allows("noc.example.net") and policy.allows("ont.lan:5000")
+    assert policy.names == {"noc.example.net", "ont.lan", "localhost"}
+
+
 def test_bind_name_is_allowed() -> None:
     assert HostPolicy.for_bind("monitor.lan").allows("monitor.lan:5000")
     assert not HostPolicy.for_bind("0.0.0.0").allows("monitor.lan:5000")
