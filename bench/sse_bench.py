@@ -5,13 +5,15 @@ Usage: .venv/bin/python bench/sse_bench.py [--onts 10000] [--clients 100] [--req
 
 Runs a real `ontwatch run` process on loopback (its own database in a temporary directory),
 then, in the same run:
-  1. the push rate with 0 event-stream clients;
-  2. the push rate with --clients clients connected to GET /api/events (they live in a
-     separate worker process, so reading the streams does not take the push driver's CPU);
-  3. a bulk OFF of --bulk ONTs (one POST /api/ont-status): the time from sending it until
+  1. the push rate with 0 event-stream clients and with --clients clients connected to
+     GET /api/events, in --rounds alternations (so a change in the machine's load hits both
+     alike); the clients live in a worker process, not in the push driver;
+     two mixes: a poller's (1 push in 20 a problem) and every push a change (the stream's
+     worst case: every push makes frames);
+  2. a bulk OFF of --bulk ONTs (one POST /api/ont-status): the time from sending it until
      every client has read every one of those ONTs as OFF in its `onts` frames.
-Every push is a change (each ONT alternates rto 0 / 1), so every push makes stream frames.
-Bounded: each load phase stops after --requests requests or --seconds seconds, whichever first.
+Also printed: the service's CPU time per push (from /proc), steadier than rates on a shared box.
+Bounded: each condition stops after --requests requests or --seconds seconds, whichever first.
 """
 
 from __future__ import annotations
@@ -33,17 +35,19 @@ sys.path.insert(0, str(ROOT))
 from tests.process import ServiceProcess, free_port, service_env  # noqa: E402
 
 OFF_MARK = b'"status":"OFF"'
+MIXES = ("poller", "change")
+_rto: dict[int, int] = {}  # the rto each ONT was last pushed with (the "change" mix)
 
 
 # -- the push driver ----------------------------------------------------------------------
 
 
 async def push_load(
-    base: str, n_onts: int, requests: int, concurrency: int, seconds: float, first: int
+    base: str, n_onts: int, requests: int, concurrency: int, seconds: float, mix: str
 ) -> dict[str, float]:
-    """Single pushes, every one a change; returns the count, the rate and errors."""
+    """Single pushes of one mix; returns the count, the rate and errors."""
     done = errors = 0
-    counter = iter(range(first, first + requests))
+    counter = iter(range(requests))
     deadline = time.monotonic() + seconds
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=conn) as session:
@@ -54,7 +58,12 @@ async def push_load(
                 if time.monotonic() > deadline:
                     return
                 ont = i % n_onts + 1
-                body = {"status": "ON", "rto_count": (i // n_onts) % 2}
+                if mix == "change":  # every push a change: each ONT alternates rto 0 / 1
+                    body = {"status": "ON", "rto_count": 1 - _rto[ont]}
+                    _rto[ont] = body["rto_count"]
+                else:  # a poller's day: 1 push in 20 reports a problem, the rest all-clear
+                    bad = i % 20 == 0
+                    body = {"status": "OFF" if bad else "ON", "rto_count": 1 if bad else 0}
                 async with session.post(f"{base}/api/ont-status/{ont}", json=body) as r:
                     await r.read()
                     errors += r.status != 200
@@ -131,36 +140,90 @@ class StreamClient:
                 self.feed(chunk)
 
 
-async def worker(url: str, n: int) -> None:
-    """Open n streams, then obey stdin: `bulk N` (report when all saw N OFFs), `quit`."""
-    loop = asyncio.get_running_loop()
-    clients = [StreamClient() for _ in range(n)]
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(
-        connector=conn, timeout=aiohttp.ClientTimeout(total=None)
-    ) as session:
-        tasks = [asyncio.create_task(c.run(session, url)) for c in clients]
+class Streams:
+    """n clients that can be opened and closed between phases."""
+
+    def __init__(self, url: str, n: int, session: aiohttp.ClientSession) -> None:
+        self.url, self.n, self.session = url, n, session
+        self.clients: list[StreamClient] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.bytes = self.frames = self.cut = 0
+
+    async def open(self) -> None:
+        self.clients = [StreamClient() for _ in range(self.n)]
+        self.tasks = [asyncio.create_task(c.run(self.session, self.url)) for c in self.clients]
         async with asyncio.timeout(30):
-            await asyncio.gather(*(c.ready.wait() for c in clients))
-        print("ready", flush=True)
+            await asyncio.gather(*(c.ready.wait() for c in self.clients))
+
+    async def close(self) -> None:
+        self.cut += sum(t.done() for t in self.tasks)  # ended before we closed them
+        self.bytes += sum(c.bytes for c in self.clients)
+        self.frames += sum(c.frames for c in self.clients)
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.clients, self.tasks = [], []
+
+    async def bulk(self, target: int) -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        for c in self.clients:
+            c.off, c.target = 0, target
+            c.reached = loop.create_future()
+        print("armed", flush=True)
+        async with asyncio.timeout(60):
+            times = await asyncio.gather(*(c.reached for c in self.clients if c.reached))
+        return max(times), min(times)
+
+
+async def worker(url: str, n: int) -> None:
+    """Obey stdin: `open`, `close` (n streams), `bulk N` (report when all saw N OFFs), `quit`."""
+    loop = asyncio.get_running_loop()
+    conn = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
+        streams = Streams(url, n, session)
         while True:
             line = (await loop.run_in_executor(None, sys.stdin.readline)).split()
             if not line or line[0] == "quit":
                 break
-            if line[0] == "bulk":
-                for c in clients:
-                    c.off, c.target = 0, int(line[1])
-                    c.reached = loop.create_future()
-                print("armed", flush=True)
-                async with asyncio.timeout(60):
-                    times = await asyncio.gather(*(c.reached for c in clients if c.reached))
-                print(f"done {max(times):.6f} {min(times):.6f}", flush=True)
-        alive = sum(not t.done() for t in tasks)
-        total = sum(c.bytes for c in clients)
-        print(f"stats {alive} {total} {sum(c.frames for c in clients)}", flush=True)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            if line[0] == "open":
+                await streams.open()
+                print("ready", flush=True)
+            elif line[0] == "close":
+                await streams.close()
+                print("closed", flush=True)
+            elif line[0] == "bulk":
+                last, first = await streams.bulk(int(line[1]))
+                print(f"done {last:.6f} {first:.6f}", flush=True)
+        await streams.close()
+        print(f"stats {streams.cut} {streams.bytes} {streams.frames}", flush=True)
+
+
+class Helper:
+    """The worker process, driven line by line."""
+
+    def __init__(self, url: str, clients: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", url, "--clients", str(clients)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def ask(self, command: str, expect: str | None = None) -> list[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().split()
+        if expect is not None:
+            assert answer and answer[0] == expect, (command, answer)
+        return answer
+
+    def read(self) -> list[str]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().split()
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -178,6 +241,13 @@ def measured(pid: int, phase: dict[str, float], start: float) -> dict[str, float
     return {**phase, "cpu_ms_per_push": 1000 * used / max(1.0, phase["requests"])}
 
 
+def all_on(base: str, n_onts: int) -> None:
+    """Every ONT ON with rto 0 (one bulk push), and the stream quiet again."""
+    asyncio.run(bulk(base, range(1, n_onts + 1), "ON"))
+    _rto.update(dict.fromkeys(range(1, n_onts + 1), 0))
+    quiet()
+
+
 def quiet(seconds: float = 1.5) -> None:
     """Let the stream's last flushes go out before the next phase."""
     time.sleep(seconds)
@@ -191,6 +261,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--bulk", type=int, default=5_000)
+    ap.add_argument("--rounds", type=int, default=3, help="alternations of 0 and N clients")
     ap.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -202,74 +273,82 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ontwatch-sse-bench-"))
     env = service_env(tmp / "ontwatch.db", free_port(), ONTWATCH_LOG_LEVEL="WARNING")
     svc = ServiceProcess(env, log=tmp / "service.log")
-    helper: subprocess.Popen[str] | None = None
+    helper: Helper | None = None
+    per_round = max(1, args.requests // args.rounds), args.seconds / args.rounds
+    phases: dict[tuple[str, int], list[dict[str, float]]] = {}
     try:
         import_inventory(svc.base, args.onts)
-        load = (svc.base, args.onts, args.requests, args.concurrency, args.seconds)
-        cpu = cpu_seconds(svc.proc.pid)
-        without = measured(svc.proc.pid, asyncio.run(push_load(*load, first=0)), cpu)
-        quiet()
-        helper = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                f"{svc.base}/api/events",
-                "--clients",
-                str(args.clients),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert helper.stdin is not None and helper.stdout is not None
-        assert helper.stdout.readline().strip() == "ready"
-        cpu, helper_cpu = cpu_seconds(svc.proc.pid), cpu_seconds(helper.pid)
-        with_clients = measured(
-            svc.proc.pid, asyncio.run(push_load(*load, first=args.requests)), cpu
-        )
-        helper_cpu = cpu_seconds(helper.pid) - helper_cpu
-        asyncio.run(bulk(svc.base, range(1, args.onts + 1), "ON"))
-        quiet()
-        helper.stdin.write(f"bulk {args.bulk}\n")
-        helper.stdin.flush()
-        assert helper.stdout.readline().strip() == "armed"
+        helper = Helper(f"{svc.base}/api/events", args.clients)
+        load = (svc.base, args.onts, per_round[0], args.concurrency, per_round[1])
+        # rounds alternate 0 and N clients, so drift in the machine's load hits both alike
+        for mix in MIXES:
+            all_on(svc.base, args.onts)
+            for _ in range(args.rounds):
+                for clients in (0, args.clients):
+                    if clients:
+                        helper.ask("open", "ready")
+                    cpu = cpu_seconds(svc.proc.pid)
+                    phase = asyncio.run(push_load(*load, mix))
+                    phases.setdefault((mix, clients), []).append(measured(svc.proc.pid, phase, cpu))
+                    if clients:
+                        helper.ask("close", "closed")
+                    quiet(0.5)
+        all_on(svc.base, args.onts)
+        helper.ask("open", "ready")
+        helper.ask(f"bulk {args.bulk}", "armed")
         t0 = time.monotonic()
         asyncio.run(bulk(svc.base, range(1, args.bulk + 1), "OFF"))
         answered = time.monotonic() - t0
-        _, last, first = helper.stdout.readline().split()
-        helper.stdin.write("quit\n")
-        helper.stdin.flush()
-        _, alive, total_bytes, frames = helper.stdout.readline().split()
-        helper.wait(30)
+        _, last, first = helper.read()
+        _, cut, total_bytes, frames = helper.ask("quit")
+        helper.proc.wait(30)
     finally:
-        if helper is not None and helper.poll() is None:
-            helper.kill()
+        if helper is not None and helper.proc.poll() is None:
+            helper.proc.kill()
         svc.stop()
 
-    ratio = with_clients["rate"] / without["rate"]
-    print(f"single pushes (every one a change), {args.concurrency} concurrent, {args.onts} ONTs:")
-    for name, r in (("0 event-stream clients", without), (f"{args.clients} clients", with_clients)):
+    def total(mix: str, clients: int) -> dict[str, float]:
+        runs = phases[(mix, clients)]
+        done = sum(r["requests"] for r in runs)
+        seconds = sum(r["seconds"] for r in runs)
+        cpu = sum(r["cpu_ms_per_push"] * r["requests"] for r in runs) / max(1.0, done)
+        errors = sum(r["errors"] for r in runs)
+        return {
+            "requests": done,
+            "seconds": seconds,
+            "rate": done / seconds,
+            "errors": errors,
+            "cpu_ms_per_push": cpu,
+        }
+
+    without = {mix: total(mix, 0) for mix in MIXES}
+    with_clients = {mix: total(mix, args.clients) for mix in MIXES}
+    print(f"single pushes, {args.concurrency} concurrent, {args.onts} ONTs, same run:")
+    for mix in MIXES:
+        title = {"poller": "poller mix (1 push in 20 a problem)", "change": "every push a change"}
+        print(f" {title[mix]}:")
+        for name, r in (
+            ("0 event-stream clients", without[mix]),
+            (f"{args.clients} clients", with_clients[mix]),
+        ):
+            print(
+                f"  {name:<24} {r['requests']:>6.0f} pushes in {r['seconds']:5.1f} s"
+                f"  {r['rate']:7.0f}/s  errors {r['errors']:.0f}"
+                f"  service CPU {r['cpu_ms_per_push']:.2f} ms/push"
+            )
+        ratio = with_clients[mix]["rate"] / without[mix]["rate"]
+        cpu = with_clients[mix]["cpu_ms_per_push"] / without[mix]["cpu_ms_per_push"]
         print(
-            f"  {name:<24} {r['requests']:>6.0f} pushes in {r['seconds']:5.1f} s"
-            f"  {r['rate']:7.0f}/s  errors {r['errors']:.0f}"
-            f"  service CPU {r['cpu_ms_per_push']:.2f} ms/push"
+            f"  rate with clients / without: {ratio:.2f} (cost {100 * (1 - ratio):.0f}%;"
+            f" target <= 20%); service CPU per push with / without: {cpu:.2f}"
         )
-    print(
-        f"  rate with clients / without: {ratio:.2f} (cost {100 * (1 - ratio):.0f}%; target <= 20%)"
-    )
-    print(
-        f"  the {args.clients} clients' own process used {helper_cpu:.1f} s CPU in that phase "
-        f"(machine: {os.cpu_count()} cores, shared by the service, the pushes and the clients)"
-    )
+    print(f"  (machine: {os.cpu_count()} cores, shared by the service, the pushes and the clients)")
     print(
         f"bulk OFF of {args.bulk} ONTs: answered in {answered:.2f} s; first client had them all "
         f"after {float(first) - t0:.2f} s, all {args.clients} clients after {float(last) - t0:.2f} s"
     )
     print(
-        f"  clients still connected at the end: {alive}/{args.clients}; "
+        f"  streams cut off by the service during the run: {cut}; "
         f"{int(frames)} frames, {int(total_bytes) / 2**20:.0f} MiB read in all"
     )
 

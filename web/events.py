@@ -24,6 +24,7 @@ from monitor.model import Ont, OntState
 from monitor.ports import ReadModel
 from monitor.view import EngineView
 from web.frames import (
+    Burst,
     Frame,
     Ring,
     chunks,
@@ -51,7 +52,7 @@ class HubConfig:
     heartbeat: float = 15.0
     ring_frames: int = 2000
     ring_bytes: int = 32 * 2**20
-    queue_frames: int = 256
+    queue_bursts: int = 64  # flushes a client may be behind before it is cut off
 
 
 @dataclass(eq=False, slots=True)
@@ -59,7 +60,7 @@ class Client:
     """One connected stream: its language, its bounded queue and its connection."""
 
     lang: Lang
-    queue: asyncio.Queue[Frame | None]
+    queue: asyncio.Queue[Burst | None]
     transport: asyncio.Transport | None
     dropped: bool = False
 
@@ -98,6 +99,7 @@ class EventHub:
         self._horizon = 0  # highest notification id already counted in unread
         self._stats: dict[str, Any] | None = None
         self._tally = Tally()
+        self._pending: list[Frame] = []  # frames of the flush being built
         self._inbox: deque[FeedItem] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -197,6 +199,12 @@ class EventHub:
                 self._horizon = notice.id
 
     async def _flush(self, items: list[FeedItem]) -> None:
+        try:
+            await self._build(items)
+        finally:
+            self._publish()
+
+    async def _build(self, items: list[FeedItem]) -> None:
         batch = self._coalesce(items)
         if batch.onts or batch.deleted:
             pairs = list(batch.onts.values())
@@ -224,19 +232,31 @@ class EventHub:
         return stats_data(self._tally.counts(), self.unread, self.view.outages())
 
     def _emit(self, event: str, data: Any) -> None:
-        """Make the next frame, keep it in the ring and queue it for every client."""
-        frame = Frame(self.ring.last_id + 1, event, data, self.lang)
-        self.ring.append(frame)
+        """Make the next frame; it goes out with the rest of this flush."""
+        frame_id = (self._pending[-1].id if self._pending else self.ring.last_id) + 1
+        self._pending.append(Frame(frame_id, event, data, self.lang))
+
+    def _publish(self) -> None:
+        """Keep the flush's frames in the ring and queue them for every client, with no await
+        in between: a client attaching meanwhile gets each frame once, from one or the other."""
+        if not self._pending:
+            return
+        for frame in self._pending:
+            self.ring.append(frame)
+        burst = Burst(self._pending)
+        self._pending = []
         for client in list(self.clients):
             try:
-                client.queue.put_nowait(frame)
+                client.queue.put_nowait(burst)
             except asyncio.QueueFull:
                 self._drop(client)
 
     def _drop(self, client: Client) -> None:
         """A client fell behind: disconnect it (it reconnects with Last-Event-ID)."""
         self.dropped += 1
-        log.info("event stream: a client fell %d frames behind; disconnected", client.queue.qsize())
+        log.info(
+            "event stream: a client fell %d flushes behind; disconnected", client.queue.qsize()
+        )
         self._cut(client)
 
     def _cut(self, client: Client) -> None:
@@ -252,7 +272,7 @@ class EventHub:
     ) -> tuple[Client, list[bytes]]:
         """Register a client and the bytes it gets first: hello, then the missed frames (or
         reload). Nothing awaits in here, so no frame falls between the backlog and the queue."""
-        client = Client(lang, asyncio.Queue(self.config.queue_frames), transport)
+        client = Client(lang, asyncio.Queue(self.config.queue_bursts), transport)
         backlog = None if last_id is None else self.ring.after(last_id)
         resumed = backlog is not None
         hello_id = last_id if resumed and last_id is not None else self.ring.last_id
@@ -299,17 +319,20 @@ class EventHub:
         while not client.dropped:
             try:
                 async with asyncio.timeout(self.config.heartbeat):
-                    frame = await client.queue.get()
+                    burst = await client.queue.get()
             except TimeoutError:
                 await response.write(PING)
                 continue
-            frames: list[Frame | None] = [frame]
+            bursts: list[Burst | None] = [burst]
             while not client.queue.empty():
-                frames.append(client.queue.get_nowait())
-            end = None in frames
-            ready = frames[: frames.index(None)] if end else frames
-            await response.write(b"".join(f.wire(client.lang) for f in ready if f is not None))
-            self.frames_sent += len(ready)
+                bursts.append(client.queue.get_nowait())
+            end = None in bursts
+            ready = [b for b in (bursts[: bursts.index(None)] if end else bursts) if b]
+            if len(ready) == 1:
+                await response.write(ready[0].wire(client.lang))  # shared by every client
+            elif ready:
+                await response.write(b"".join(b.wire(client.lang) for b in ready))
+            self.frames_sent += sum(len(b.frames) for b in ready)
             if end:
                 return
 

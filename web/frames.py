@@ -55,6 +55,23 @@ class Frame:
         return cached
 
 
+class Burst:
+    """The frames of one flush, handed to every client as one write (joined once per language)."""
+
+    __slots__ = ("_wire", "frames")
+
+    def __init__(self, frames: Sequence[Frame]) -> None:
+        self.frames = tuple(frames)
+        self._wire: dict[Lang, bytes] = {}
+
+    def wire(self, lang: Lang) -> bytes:
+        """All the frames' bytes for a client reading in lang."""
+        cached = self._wire.get(lang)
+        if cached is None:
+            cached = self._wire[lang] = b"".join(f.wire(lang) for f in self.frames)
+        return cached
+
+
 class Ring:
     """The most recent frames, bounded by count and by bytes, for Last-Event-ID resume."""
 

@@ -371,7 +371,7 @@ async def test_unread_count_stays_right_under_concurrent_commits_and_marks(
 
 
 async def test_a_client_that_never_reads_is_dropped(live_factory: LiveFactory) -> None:
-    live = await live_factory(HubConfig(flush_interval=0.0, queue_frames=16), onts=300)
+    live = await live_factory(HubConfig(flush_interval=0.0, queue_bursts=16), onts=300)
     host, port = live.base.removeprefix("http://").split(":")
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
