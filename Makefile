@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test e2e ci test-quick lint format bench clean
+.PHONY: install run test e2e ci test-quick lint format bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: install
 	$(BIN)/python bench/push_bench.py
 	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/map_bench.py
+
+## regenerate docs/dashboard.png, docs/map.png and their -phone twins (headless Chromium, demo data)
+screenshots: install
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
