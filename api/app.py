@@ -58,6 +58,8 @@ MAX_INT_DIGITS = 64  # longer JSON integers are kept as text (Python's int() has
 BODY_TIMEOUT = 30.0  # seconds a client may take to send its request body
 PAGE_DEFAULT = 5_000  # GET /api/onts without ?limit= answers at most this many (Link: next)
 PAGE_MAX = 10_000
+OFF_LOOP_BYTES = 256 * 2**10  # bodies larger than this are parsed on a thread
+OFF_LOOP_ITEMS = 500  # lists longer than this are validated on a thread
 SQLITE_MAX_INT = 2**63 - 1  # larger ids cannot exist (and would overflow the driver)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -188,6 +190,8 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> Any:
     if not raw.strip():
         raise ApiError(400, "empty body", "expected a JSON object")
     try:
+        if len(raw) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(parse_json, raw)
         return parse_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if ctype in {"application/json", ""} or "=" not in raw.decode("latin-1"):
@@ -208,6 +212,13 @@ def validated(model: type[BaseModel] | TypeAdapter[Any], body: Any) -> Any:
         errors = field_errors(exc)
         fields = ", ".join(sorted({e["field"] for e in errors}))
         raise ApiError(422, f"invalid {fields}", errors) from None
+
+
+async def validated_off_loop(model: TypeAdapter[Any], body: list[Any]) -> Any:
+    """validated() for a list; on a thread when it is long, so the loop stays free."""
+    if len(body) > OFF_LOOP_ITEMS:
+        return await asyncio.to_thread(validated, model, body)
+    return validated(model, body)
 
 
 def _query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -350,7 +361,11 @@ async def upsert_onts(request: web.Request) -> web.Response:
     d = deps(request)
     body = await read_body(request)
     many = isinstance(body, list)
-    records: list[OntRecord] = validated(_ONT_LIST, body) if many else [validated(OntRecord, body)]
+    if many and len(body) > MAX_IMPORT_ROWS:  # one transaction: bigger lists go through import
+        raise ApiError(413, "too many ONTs", {"max_items": MAX_IMPORT_ROWS})
+    records: list[OntRecord] = (
+        await validated_off_loop(_ONT_LIST, body) if many else [validated(OntRecord, body)]
+    )
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         raise ApiError(422, "invalid id", [{"field": "id", "message": "duplicate ids in request"}])
@@ -457,7 +472,7 @@ async def push_status_bulk(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid body", [{"field": "body", "message": "must be a list"}])
     if len(body) > MAX_BULK_ITEMS:
         raise ApiError(413, "too many updates", {"max_items": MAX_BULK_ITEMS})
-    pushes: list[BulkStatusPush] = validated(_BULK, body)
+    pushes: list[BulkStatusPush] = await validated_off_loop(_BULK, body)
     now = d.clock()
     results = await d.engine.ingest_many(
         [Observation.push(p.id, p.status, p.rto_count, now) for p in pushes]

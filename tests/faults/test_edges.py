@@ -186,3 +186,23 @@ async def test_history_paged_with_a_cursor(api: TestClient, clock: ManualClock) 
     assert seen == [h["id"] for h in everything] and len(seen) >= 12
     r = await api.get(f"/api/history?limit=3&after={seen[2]}")
     assert [h["id"] for h in await r.json()] == [h for h in seen[3:6]]
+
+
+async def test_upsert_list_over_the_limit_is_413(api: TestClient) -> None:
+    from api.app import MAX_IMPORT_ROWS
+
+    body = [{"id": f"u{i}", "name": "x"} for i in range(MAX_IMPORT_ROWS + 1)]
+    r = await api.post("/api/onts", json=body)
+    assert r.status == 413
+    assert (await r.json())["detail"] == {"max_items": MAX_IMPORT_ROWS}
+    assert len(await (await api.get("/api/onts")).json()) == 3  # nothing stored
+
+
+async def test_large_bodies_still_parsed_and_validated(api: TestClient) -> None:
+    body = [{"id": str(i % 3 + 1), "status": "ON", "rto_count": 0} for i in range(3000)]
+    r = await api.post("/api/ont-status", json=body)
+    assert r.status == 200 and (await r.json())["applied"] == 3000
+    bad = [*body, {"id": "1", "status": "ON", "rto_count": True}]
+    r = await api.post("/api/ont-status", json=bad)
+    assert r.status == 422
+    assert_error(await r.json(), "rto_count")
