@@ -272,6 +272,26 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ],
         "responses": {"200": _json({"type": "object"})},
     },
+    ("GET", "/api/events"): {
+        "summary": "Live event stream (server-sent events): onts, notifications, read, stats",
+        "parameters": [
+            {"name": "lang", "in": "query", "schema": {"type": "string", "enum": ["id", "en"]}},
+            {
+                "name": "last_id",
+                "in": "query",
+                "description": "resume after this frame id (as the Last-Event-ID header does)",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "frames: hello first, then reload | onts | notifications | "
+                "read | stats; `: ping` every 15 s",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    },
     ("GET", "/api/stats"): {
         "summary": "Totals by status, unread count, by severity and by area",
         "responses": {"200": _json(_ref("Stats"))},

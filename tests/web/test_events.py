@@ -429,3 +429,10 @@ async def test_feed_callback_only_queues(live: Live) -> None:
     async with live.stream(f"?last_id={live.hub.last_id}") as sse:
         frames = await sse.until("onts")
     assert len(frames[-1].data["onts"]) == 3  # 5,000 commits of the same ONTs: one frame
+
+
+async def test_the_stream_is_in_the_openapi_document(live: Live) -> None:
+    spec = await live.get("/api/openapi.json")
+    op = spec["paths"]["/api/events"]["get"]
+    assert op["summary"] != "/api/events"
+    assert "text/event-stream" in op["responses"]["200"]["content"]
