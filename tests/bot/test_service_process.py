@@ -33,6 +33,7 @@ def test_undelivered_alert_survives_kill9_and_goes_out_once(
         TELEGRAM_API_URL=fake.url,
         ONTWATCH_ALERT_CHATS=str(GROUP),
         ONTWATCH_GROUP_WAIT="0",
+        ONTWATCH_STATUS_MESSAGE="off",  # only alerts here; the pinned board has its own tests
         ONTWATCH_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png",
     )
     log = tmp_path / "service.log"
