@@ -505,26 +505,33 @@ class Engine:
 
         return await self._submit(apply)
 
-    async def persist_seen(self) -> int:
+    async def persist_seen(self, slice_size: int = 1000) -> int:
         """Write the last_seen that stable probes kept in memory only; how many states.
 
         Writes follow changes, not the clock: a quiet network's sweeps change nothing durable
         (every state change is committed before it is acknowledged), and the freshness of
-        last_seen is written coarsely, by a slow job and at shutdown, not every tick.
+        last_seen is written coarsely, by a slow job and at shutdown, not every tick. In
+        slices of slice_size states, one batch each, so the event loop is never held long.
         """
 
-        def apply(tx: _Txn) -> int:
-            written = 0
-            for ont_id in self.dirty:
+        # In the states' order (the order they were loaded, near the table's): a slice then
+        # rewrites a few neighbouring pages, not a few rows on every page of the table.
+        order = [ont_id for ont_id in self.states if ont_id in self.dirty]
+
+        def apply(tx: _Txn, start: int) -> int:
+            taken = [i for i in order[start : start + slice_size] if i in self.dirty]
+            for ont_id in taken:
+                tx._keep_member(self.dirty, ont_id, adding=False)
+                self.dirty.discard(ont_id)
                 if ont_id in self.states and ont_id not in tx.batch.states:
                     tx._keep(tx.batch.states, ont_id)
                     tx.batch.states[ont_id] = self.states[ont_id]
-                    written += 1
-            tx.journal.append(partial(self.dirty.update, set(self.dirty)))
-            self.dirty.clear()
-            return written
+            return len(taken)
 
-        return await self._submit(apply)
+        written = 0
+        for start in range(0, len(order), slice_size):
+            written += await self._submit(partial(apply, start=start))
+        return written
 
     async def announce(self, event: Event) -> None:
         """Record and route an event that belongs to no ONT (e.g. the monitor lost its network)."""

@@ -7,10 +7,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from monitor.engine import Engine
-from monitor.model import Event, EventKind, Observation, Reason, ReasonCode, Severity
+from monitor.model import Event, EventKind, Observation, Ont, Reason, ReasonCode, Severity
 from monitor.ports import Clock
 from monitor.sweep import SweepResult
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # With fewer probed ONTs than this, "all silent" may be real: the self-health gate stays off.
 MIN_GATE_TARGETS = 10
-APPLY_SLICE = 500  # sweep results per engine batch: a few ms of the event loop each
+APPLY_SLICE = 250  # sweep results per engine batch: a few ms of the event loop each
 
 
 def gate_holds(targets: int, silent: int, silent_share: float) -> bool:
@@ -64,6 +65,9 @@ class Prober:
     sweeps: int = 0
     overruns: int = 0
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # ONT id -> (the Ont seen, whether its IP can be probed): 10,000 IPs are not re-parsed
+    # (ipaddress) on every sweep; an updated ONT is a new object, so it is parsed again.
+    _valid: dict[str, tuple[Ont, bool]] = field(default_factory=dict, repr=False)
 
     def start(self) -> None:
         """Start the sweep loop in the running event loop."""
@@ -99,17 +103,29 @@ class Prober:
     def targets(self) -> dict[str, list[str]]:
         """ONT ids by IP, for every ONT whose IP can be probed."""
         by_ip: dict[str, list[str]] = {}
-        for ont in self.engine.onts.values():
-            if ont.ip_valid:
-                by_ip.setdefault(ont.ip.strip(), []).append(ont.id)
+        known = self._valid
+        for ont_id, ont in self.engine.onts.items():
+            seen = known.get(ont_id)
+            if seen is None or seen[0] is not ont:  # new or changed: parse its IP once
+                seen = known[ont_id] = (ont, ont.ip_valid)
+            if seen[1]:
+                by_ip.setdefault(ont.ip.strip(), []).append(ont_id)
+        if len(known) > len(self.engine.onts):  # deleted ONTs
+            for ont_id in known.keys() - self.engine.onts.keys():
+                del known[ont_id]
         return by_ip
 
-    async def apply(self, observations: list[Observation]) -> None:
+    async def apply(self, replies: list[tuple[list[str], bool]], now: datetime) -> None:
         """Hand a sweep's results to the engine in slices, one batch each, one after the other:
         between two slices the event loop serves pushes and pages (10,000 results applied at
         once held it for a quarter of a second)."""
-        for start in range(0, len(observations), APPLY_SLICE):
-            await self.engine.ingest_many(observations[start : start + APPLY_SLICE])
+        for start in range(0, len(replies), APPLY_SLICE):
+            observations = [
+                Observation.probe(ont_id, replied, now)
+                for ids, replied in replies[start : start + APPLY_SLICE]
+                for ont_id in ids
+            ]
+            await self.engine.ingest_many(observations)
 
     async def sweep_once(self) -> SweepReport:
         """One sweep; its results go through engine.ingest_many unless the gate holds them."""
@@ -143,12 +159,8 @@ class Prober:
                 log.warning("%s", reason)
                 why = Reason.of(ReasonCode.MONITOR_SEES, replied=replied, targets=len(by_ip))
                 await self.engine.announce(Event(EventKind.MONITOR_ONLINE, Severity.OK, now, why))
-            observations = [
-                Observation.probe(ont_id, result.results[ip].replied, now)
-                for ip, ids in by_ip.items()
-                for ont_id in ids
-            ]
-            await self.apply(observations)
+            replies = [(ids, result.results[ip].replied) for ip, ids in by_ip.items()]
+            await self.apply(replies, now)
             reason = f"{replied} replied, {silent} silent"
         report = SweepReport(
             targets=len(by_ip),

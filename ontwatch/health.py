@@ -48,6 +48,13 @@ class LoopWatch:
             now = time.monotonic()
             self.lags.append((now, max(0.0, now - before - self.interval)))
 
+    def lag_quantiles(self, qs: tuple[float, ...] = (0.5, 0.99, 1.0)) -> dict[str, float]:
+        """Quantiles of the recent heartbeats' lag (the last 512 beats, about 2 minutes)."""
+        lags = sorted(lag for _, lag in self.lags)
+        if not lags:
+            return {}
+        return {f"{q:g}": lags[min(len(lags) - 1, int(q * len(lags)))] for q in qs}
+
     def worst_lag(self) -> float:
         """The largest lag seen in the last LAG_WINDOW seconds (and since the last beat)."""
         now = time.monotonic()

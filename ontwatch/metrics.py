@@ -22,6 +22,7 @@ class Scrape:
     outbox_pending: int
     outbox_oldest_s: float
     outbox_by_state: dict[str, int]
+    loop_lag: Mapping[str, float] | None = None  # quantile ("0.5", "0.99", "1") -> seconds
 
 
 class EngineCounters(Protocol):
@@ -119,6 +120,15 @@ class OntwatchCollector(Collector):
         for state, n in sorted(s.outbox_by_state.items()):
             g.add_metric([state], n)
         yield g
+        if s.loop_lag:
+            g = GaugeMetricFamily(
+                "ontwatch_loop_lag_seconds",
+                "Event-loop lag of a 0.25 s heartbeat over the last ~2 minutes, by quantile",
+                labels=["quantile"],
+            )
+            for q, lag in s.loop_lag.items():
+                g.add_metric([q], lag)
+            yield g
         if self.events is not None:
             yield from _event_stream(self.events)
         if self.delivery is not None:

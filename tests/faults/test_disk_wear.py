@@ -94,6 +94,8 @@ def test_a_quiet_network_writes_next_to_nothing(tmp_path: Path) -> None:
         seen_before = dict(query(db, "SELECT ont_id, last_seen FROM ont_state"))
         history_before = query(db, "SELECT COUNT(*) FROM history")
         before = write_bytes(svc.proc.pid)
+        if before == 0:  # creating 60 ONTs wrote pages: none counted means no block device
+            pytest.skip("the database is on a filesystem without block I/O (tmpfs?)")
         time.sleep(QUIET_SECONDS)  # ~12 sweeps and ~12 ticks, nothing changing
         written = write_bytes(svc.proc.pid) - before
         assert written < MAX_QUIET_BYTES, f"{written} bytes written by a quiet network"
