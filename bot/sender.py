@@ -168,12 +168,14 @@ class Sender(BaseRateLimiter[dict[str, Any]]):
         self._lanes: dict[int, _Lane] = {}
         self._seq = itertools.count()
         self._closed = False
+        self._closing: asyncio.Event | None = None
 
     # -- PTB's rate limiter interface ------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Nothing to set up."""
+        """Open for requests (again)."""
         self._closed = False
+        self._closing = None
 
     async def shutdown(self) -> None:
         """Refuse new turns; requests waiting for one fail with SenderClosed."""
@@ -265,7 +267,7 @@ class Sender(BaseRateLimiter[dict[str, Any]]):
                     "%s to chat %s: %s; again in %.0fs", what, chat_id, verdict.reason, wait
                 )
                 if verdict.action is Action.BACKOFF:
-                    await self.sleep(wait)
+                    await self._nap(wait)
                     backoff = min(backoff * 2, self.backoff_cap)
                 continue
             except BaseException:
@@ -279,8 +281,28 @@ class Sender(BaseRateLimiter[dict[str, Any]]):
     def close(self) -> None:
         """Stop giving turns (the bot is stopping)."""
         self._closed = True
+        if self._closing is not None:
+            self._closing.set()
         for lane in self._lanes.values():
             lane.poke()
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep, but wake (and fail) at once when the sender is closed."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        if self._closed:
+            raise SenderClosed("the bot is stopping")
+        waiters = [
+            asyncio.ensure_future(self.sleep(seconds)),
+            asyncio.ensure_future(self._closing.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if self._closed:
+            raise SenderClosed("the bot is stopping")
 
     def waiting(self, chat_id: int) -> int:
         """Requests waiting for this chat's turn (for tests and metrics)."""
@@ -303,7 +325,7 @@ class Sender(BaseRateLimiter[dict[str, Any]]):
                         heapq.heappop(lane.waiting)
                         lane.busy = True
                         return
-                    await self.sleep(delay)
+                    await self._nap(delay)
                 else:
                     await lane.changed.wait()
         except BaseException:

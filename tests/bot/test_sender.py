@@ -17,7 +17,7 @@ from telegram.error import (
 )
 
 from bot.send_errors import Action, classify
-from bot.sender import Pacer, Priority, Sender
+from bot.sender import Pacer, Priority, Sender, SenderClosed
 from monitor.model import Status
 from storage.outbox import OutboxStore
 from tests.fakes.bot_api import FakeBotApi
@@ -131,3 +131,23 @@ async def test_a_60_s_telegram_outage_loses_no_reply_and_no_alert(start_bot: Sta
         assert await h.runtime.sink.idle(10)
         assert {r["state"] for r in await OutboxStore(h.db).rows()} == {"sent"}
         assert len(fake.texts_to(USER)) == 1  # answered once, not once per attempt
+
+
+async def test_closing_the_sender_ends_a_reply_waiting_through_an_outage() -> None:
+    sender = Sender()
+    calls = 0
+
+    async def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise NetworkError("Bad Gateway")
+
+    reply = asyncio.create_task(sender.run(USER, down, counted=True))
+    for _ in range(200):  # bounded: the first attempt fails at once, then it backs off
+        if calls:
+            break
+        await asyncio.sleep(0.01)
+    sender.close()
+    with pytest.raises(SenderClosed):
+        await asyncio.wait_for(reply, 2)  # not after the backoff: at once
+    assert calls == 1
