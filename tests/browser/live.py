@@ -68,6 +68,7 @@ class LiveService:
     env: dict[str, str]
     log: Path
     token: str | None = None
+    args: tuple[str, ...] = ()
     pushes: list[Push] = field(default_factory=list)
 
     @property
@@ -147,6 +148,11 @@ class LiveService:
     def stop(self) -> None:
         self.svc.stop()
 
+    def restart(self) -> None:
+        """Stop (SIGTERM) and start again: same port, same database."""
+        self.svc.stop()
+        self.svc = ServiceProcess(self.env, *self.args, log=self.log)
+
 
 def start_service(
     workdir: Path, tile_url: str, *args: str, token: str | None = None, **extra: str
@@ -164,4 +170,4 @@ def start_service(
     if token:
         env["ONTWATCH_API_TOKEN"] = token
     log = workdir / "service.log"
-    return LiveService(ServiceProcess(env, *args, log=log), env, log, token)
+    return LiveService(ServiceProcess(env, *args, log=log), env, log, token, args)
