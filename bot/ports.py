@@ -112,5 +112,6 @@ class BotConfig:
     tz: tzinfo
     group_wait: float
     status_message: bool = True  # a pinned, self-updating status message in each alert group
+    status_message_off: frozenset[int] = frozenset()  # alert groups that want none
     status_every: float = 30.0  # seconds: the status message is edited at most this often
     edit_window: float = 300.0  # seconds: an escalation this soon edits the opening message

@@ -155,7 +155,8 @@ class BotRuntime:
 
     def _status_board(self, engine: Engine) -> StatusBoard | None:
         """The pinned status message of each alert group (ONTWATCH_STATUS_MESSAGE, default on)."""
-        groups = [c for c in self.config.alert_chats if c < 0]
+        off = self.config.status_message_off
+        groups = [c for c in self.config.alert_chats if c < 0 and c not in off]
         if not self.config.status_message or not groups or self.messages is None:
             return None
         assert self.app is not None

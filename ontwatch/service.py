@@ -398,6 +398,7 @@ def bot_config(s: Settings) -> BotConfig:
         tz=s.tz,
         group_wait=s.group_wait,
         status_message=s.status_message,
+        status_message_off=frozenset(s.status_message_off),
         status_every=s.status_every,
         edit_window=s.edit_window,
     )

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     status_message: bool = Field(
         True, validation_alias=_env("ONTWATCH_STATUS_MESSAGE", "status_message")
     )
+    status_message_off: ChatIds = Field(
+        (), validation_alias=_env("ONTWATCH_STATUS_MESSAGE_OFF", "status_message_off")
+    )
     status_every: float = Field(
         30.0, ge=5, le=3600, validation_alias=_env("ONTWATCH_STATUS_EVERY", "status_every")
     )
@@ -176,7 +179,7 @@ class Settings(BaseSettings):
             return names
         return value
 
-    @field_validator("alert_chats", "allowed_chats", mode="before")
+    @field_validator("alert_chats", "allowed_chats", "status_message_off", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -121,3 +121,14 @@ async def test_the_service_pins_a_board_in_the_alert_group_on_connect(start_bot:
     pin = await h.fake.wait_for(lambda c: c.method.lower() == "pinchatmessage", timeout=10)
     assert pin.chat_id == GROUP and h.fake.pinned_message(GROUP) == pin.params["message_id"]
     assert pin.params.get("disable_notification") is True
+
+
+async def test_a_group_can_go_without_the_board(start_bot: Start) -> None:
+    other = -2002
+    h = await start_bot(
+        status_message=True, alert_chats=(GROUP, other), status_message_off=(other,)
+    )
+    pin = await h.fake.wait_for(lambda c: c.method.lower() == "pinchatmessage", timeout=10)
+    assert pin.chat_id == GROUP
+    assert h.runtime.board is not None and h.runtime.board.chats == (GROUP,)
+    assert h.fake.pins_to(other) == [] and h.fake.messages_to(other) == []
