@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import threads
-from monitor.model import Event, EventKind, Reason, ReasonCode, Severity, Status
+from monitor.model import Event, EventKind, Ont, Reason, ReasonCode, Severity, Status
 from monitor.ports import OutboxRow
+from monitor.prober import Prober
+from monitor.sweep import Sweeper, detect_icmp_mode
 from storage.outbox import BotMessages, OutboxStore
+from tests.netfilter import is_loopback, missing_privileges, nft_table, silence_rule
 
 from .conftest import GROUP, Start
 
@@ -133,3 +136,34 @@ async def test_thread_survives_a_restart_and_late_escalation_replies(start_bot: 
     )
     assert esc.result["reply_to_message"]["message_id"] == root_msg.message_id
     assert fake.edits_to(GROUP) == []
+
+
+@pytest.mark.privileged
+@pytest.mark.skipif(detect_icmp_mode() == "none", reason="no ICMP socket allowed here")
+@pytest.mark.skipif(missing_privileges("nft") is not None, reason="nft needs privileges")
+async def test_one_ont_silenced_by_probing_is_one_thread(start_bot: Start) -> None:
+    """Real ICMP on loopback, silence by an nftables drop rule: the group reads one thread."""
+    ont = Ont(id="9", name="Rumah Probe", area="Kidul", ip="127.2.9.1")
+    h = await start_bot(onts=[ont], lang="id")
+    sweeper = Sweeper(timeout=0.3, allowed=is_loopback)  # the guard: loopback only
+    prober = Prober(h.engine, sweeper, interval=5, clock=h.clock)
+    try:
+        await prober.sweep_once()  # answers: nothing to say
+        with nft_table(silence_rule("127.2.9.0/24")):
+            for _ in range(3):  # warning at the first silent sweep, critical at rto 3
+                h.clock.advance(seconds=5)
+                await prober.sweep_once()
+                assert await h.runtime.sink.idle(10)
+        h.clock.advance(seconds=5)
+        await prober.sweep_once()  # answers again: recovered
+        assert await h.runtime.sink.idle(10)
+    finally:
+        sweeper.close()
+    sent = h.fake.messages_to(GROUP)
+    edits = h.fake.edits_to(GROUP)
+    assert len(sent) == 2, [c.visible_text for c in sent]  # the opening and the recovery
+    root_id = sent[0].message_id
+    assert [e.params["message_id"] for e in edits] == [root_id]
+    assert "KRITIS" in (edits[0].visible_text or "")
+    assert sent[1].result["reply_to_message"]["message_id"] == root_id
+    assert "PULIH" in (sent[1].visible_text or "").upper()
