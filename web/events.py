@@ -214,6 +214,7 @@ class EventHub:
                 deleted = []
             if deleted:
                 self._emit("onts", onts_data([], deleted))
+            self._publish()  # markers first: the notifications below wait for the database
         if batch.notice_ids:
             notes = await self.reads.notifications_by_id(batch.notice_ids)
             for part in chunks(notes, NOTICES_PER_FRAME):
