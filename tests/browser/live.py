@@ -159,14 +159,13 @@ def start_service(
 ) -> LiveService:
     """`ontwatch run` on a free loopback port with a fresh database under workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = service_env(
-        workdir / "ontwatch.db",
-        free_port(),
-        ONTWATCH_TILE_URL=tile_url,
-        ONTWATCH_PROBE="off",
-        ONTWATCH_LOG_LEVEL="WARNING",
-        **extra,
-    )
+    settings = {
+        "ONTWATCH_TILE_URL": tile_url,
+        "ONTWATCH_PROBE": "off",
+        "ONTWATCH_LOG_LEVEL": "WARNING",
+        **extra,  # a test's own settings win
+    }
+    env = service_env(workdir / "ontwatch.db", free_port(), **settings)
     if token:
         env["ONTWATCH_API_TOKEN"] = token
     log = workdir / "service.log"
