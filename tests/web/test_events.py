@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -436,3 +437,24 @@ async def test_the_stream_is_in_the_openapi_document(live: Live) -> None:
     op = spec["paths"]["/api/events"]["get"]
     assert op["summary"] != "/api/events"
     assert "text/event-stream" in op["responses"]["200"]["content"]
+
+
+def test_the_service_serves_the_stream_and_stops_with_it_open(tmp_path: Path) -> None:
+    import time
+
+    from tests.process import ServiceProcess, free_port, service_env
+
+    svc = ServiceProcess(service_env(tmp_path / "db.sqlite", free_port()), log=tmp_path / "log")
+    try:
+        raw = socket.create_connection(("127.0.0.1", svc.port), timeout=5)
+        raw.sendall(b"GET /api/events?lang=en HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = b""
+        while b"event: hello" not in head:
+            head += raw.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+        started = time.monotonic()
+        assert svc.stop() == 0
+        assert time.monotonic() - started < 10  # the open stream does not hold the shutdown
+        raw.close()
+    finally:
+        svc.stop()
