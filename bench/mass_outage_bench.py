@@ -38,6 +38,7 @@ GROUP = -1009001
 TECHS = (6001, 6002, 6003)  # technicians' private chats
 COMMANDS = ("/status", "/offline", "/ont 7", "/help")
 LIMIT_S = 30.0  # the bench gives up after this long, whatever happens
+SINGLE = Ont(id="kidul-1", name="Kidul RT 1", area="Kidul", ip="127.0.9.1")  # its own area
 
 
 async def technicians(
@@ -63,6 +64,32 @@ def latencies(fake: FakeBotApi, sent: list[tuple[int, float]]) -> list[float]:
         answered = [c.time for c in fake.messages_to(chat)]
         out += [b - a for a, b in zip(asked, answered, strict=False)]
     return out
+
+
+async def single_incident(
+    engine: Engine, runtime: BotRuntime, fake: FakeBotApi
+) -> tuple[int, int, int]:
+    """One ONT goes silent as probing reports it: warning, critical 10 s later, then back.
+
+    Returns (new messages, edits, replies) the alert group got for it: one thread is 2, 1, 1.
+    """
+    before_sent = len(fake.messages_to(GROUP))
+    before_edits = len(fake.edits_to(GROUP))
+    for rto, wait in ((1, 2.0), (2, 5.0), (3, 5.0)):  # the rto count a sweep every 5 s gives
+        obs = Observation.push(SINGLE.id, Status.OFF, rto, datetime.now(UTC), source=Source.PROBE)
+        await engine.ingest(obs)
+        await asyncio.sleep(wait)
+    await runtime.sink.idle(LIMIT_S)
+    await engine.ingest(
+        Observation.push(SINGLE.id, Status.ON, 0, datetime.now(UTC), source=Source.PROBE)
+    )
+    await asyncio.sleep(0.5)
+    await runtime.sink.idle(LIMIT_S)
+    new = [c for c in fake.messages_to(GROUP)[before_sent:] if not (c.text or "").startswith("📌")]
+    edits = fake.edits_to(GROUP)[before_edits:]
+    edits = [e for e in edits if not (e.text or "").startswith("📌")]
+    replies = [c for c in new if isinstance(c.result, dict) and "reply_to_message" in c.result]
+    return len(new), len(edits), len(replies)
 
 
 async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = TECHS) -> int:
@@ -103,7 +130,7 @@ async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = 
                     ip=f"127.0.{i // 250}.{i % 250 + 1}",
                 )
                 for i in range(1, n + 1)
-            ]
+            ] + [SINGLE]
             now = datetime.now(UTC)
             await engine.upsert(
                 onts,
@@ -146,6 +173,8 @@ async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = 
             answered = sum(len(fake.messages_to(chat)) for chat in techs)
             last = max((c.time for c in messages), default=started)
             elapsed = last - started
+            thread = await single_incident(engine, runtime, fake)
+            board_edits = sum((c.text or "").startswith("📌") for c in fake.edits_to(GROUP))
             counts = await OutboxStore(db).counts()
             await runtime.stop()
             await engine.stop()
@@ -154,7 +183,7 @@ async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = 
     print(f"mass outage of {n} ONTs in one area, group_wait {group_wait}s, flood limits on")
     print(f"  ingested in {ingested:.2f}s ({batches} batches)")
     print(f"  alert messages to the alert group: {len(messages)} ({chars} chars)")
-    print(f"  pinned status message: {len(board)} created, {len(fake.edits_to(GROUP))} edits")
+    print(f"  pinned status message: {len(board)} created, {board_edits} edits")
     group_s = group_reply[0].time - group_asked if group_reply and group_asked else None
     print(
         f"  /status in the alert group answered in: {group_s:.2f}s"
@@ -169,6 +198,10 @@ async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = 
     )
     print(f"  last message {elapsed:.2f}s after the first OFF")
     print(f"  outbox rows by state: {counts}")
+    print(
+        "  one ONT silenced (warning, critical 10 s later, recovery): "
+        f"{thread[0]} messages, {thread[1]} edit, {thread[2]} reply"
+    )
     print(f"  429 violations: {len(fake.violations)}; drained: {ok}")
     for c in messages:
         first = (c.visible_text or "").split("\n", 1)[0]
@@ -181,8 +214,12 @@ async def run(n: int, group_wait: float, batches: int, techs: tuple[int, ...] = 
         and answered == len(asked)
         and group_s is not None
         and group_s <= 5.0
+        and thread == (2, 1, 1)
     )
-    verdict = "PASS (<= 3 alert messages within 10 s, every command answered, group /status <= 5 s)"
+    verdict = (
+        "PASS (<= 3 alert messages within 10 s, every command answered, group /status <= 5 s, "
+        "one thread for one incident)"
+    )
     print("RESULT:", verdict if good else "FAIL")
     return 0 if good else 1
 
