@@ -42,6 +42,7 @@ RETRY_MS = 2000
 PING = b": ping\n\n"
 ONTS_PER_FRAME = 1000
 NOTICES_PER_FRAME = 200
+UNREAD_RESYNC = 60.0  # seconds between fresh reads of the unread count (with any change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class EventHub:
         self._stats: dict[str, Any] | None = None
         self._tally = Tally()
         self._pending: list[Frame] = []  # frames of the flush being built
+        self._synced_at = 0.0  # loop time of the last unread count read from the database
         self._inbox: deque[FeedItem] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,6 +124,7 @@ class EventHub:
         self._unsubscribe = self.view.feed.subscribe(self._on_item)
         self._tally = Tally(self.view.items())
         self.unread, self._horizon = await self.reads.unread_horizon()
+        self._synced_at = asyncio.get_running_loop().time()
         self._stats = self._stats_now()
         self._task = asyncio.create_task(self._run(), name="ontwatch-events")
 
@@ -219,11 +222,14 @@ class EventHub:
             notes = await self.reads.notifications_by_id(batch.notice_ids)
             for part in chunks(notes, NOTICES_PER_FRAME):
                 self._emit("notifications", notifications_data(part))
-        if batch.marks:
+        now = asyncio.get_running_loop().time()
+        if batch.marks or now - self._synced_at > UNREAD_RESYNC:
             # the marks were written before they were published: a fresh count includes them
+            # (and, now and then, whatever retention deleted)
             self.unread, self._horizon = await self.reads.unread_horizon()
-            ids = _marked_ids(batch.marks)
-            self._emit("read", read_data(ids, self.unread))
+            self._synced_at = now
+        if batch.marks:
+            self._emit("read", read_data(_marked_ids(batch.marks), self.unread))
         stats = self._stats_now()
         if stats != self._stats:
             self._stats = stats
