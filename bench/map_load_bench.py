@@ -15,9 +15,10 @@ through the API, then:
    while one bulk POST /api/ont-status turns --outage ONTs OFF (whole areas). Each page records
    when it shows all of it: the offline map's shown-count reaches the outage size, the
    dashboard's #stat-offline equals it, the notification list has a new row. Times from the
-   HTTP answer (and from the request). Freezing: the longest long task and the worst lag of a
-   50 ms heartbeat timer in each page during the outage. Target: every page within 2 s, no
-   page's main thread blocked for more than 500 ms at a time.
+   HTTP answer (and from the request). Freezing: the longest long task in each page during
+   the outage (the verdict), and the worst lag of a 50 ms heartbeat timer (which also counts
+   time the renderer waited for a CPU: here the browsers share 2 cores with the service).
+   Target: every page within 2 s, no page's main thread blocked over 500 ms at a time.
 Nothing but 127.0.0.1 is contacted.
 """
 
@@ -259,7 +260,7 @@ def report_outage(results: list[dict[str, Any]], size: int) -> bool:
             ok = False
             print(f"  {r['page']:<26} NOT reached")
             continue
-        fine = r["from_answer"] < REACH_MS and r["lag"] < FREEZE_MS
+        fine = r["from_answer"] < REACH_MS and r["longest"] < FREEZE_MS
         ok = ok and fine
         print(
             f"  {r['page']:<26} shown {r['from_answer']:5.0f} ms after the answer "
@@ -267,7 +268,7 @@ def report_outage(results: list[dict[str, Any]], size: int) -> bool:
             f"blocking {r['blocking']:5.0f} ms, worst timer lag {r['lag']:4.0f} ms"
         )
     print(
-        f"  target: every page within {REACH_MS} ms of the answer, no lag over {FREEZE_MS} ms "
+        f"  target: every page within {REACH_MS} ms of the answer, no task over {FREEZE_MS} ms "
         f"-> {'met' if ok else 'NOT met'}"
     )
     return ok
@@ -278,14 +279,19 @@ def main() -> int:
     ap.add_argument("--onts", type=int, default=10_000, help=f"ONTs (at most {MAX_ONTS})")
     ap.add_argument("--loads", type=int, default=3, help="loads of /map (1..10)")
     ap.add_argument("--outage", type=int, default=5000, help="ONTs turned OFF in one bulk push")
-    ap.add_argument("--pages", type=int, default=4, help="pages open during the outage (1..8)")
+    ap.add_argument(
+        "--pages",
+        type=int,
+        default=4,
+        help="pages open during the outage (0..8; 0: the bulk push alone)",
+    )
     ap.add_argument("--page", action="append", help="a page to open (repeat; replaces --pages)")
     ap.add_argument("--skip-load", action="store_true", help="only the outage part")
     ap.add_argument("--reach-limit", type=float, default=15.0, help="give up waiting after (s)")
     args = ap.parse_args()
     args.onts = max(10, min(args.onts, MAX_ONTS))
     args.loads = max(1, min(args.loads, 10))
-    args.pages = max(1, min(args.pages, 8))
+    args.pages = max(0, min(args.pages, 8))
     args.outage = max(1, min(args.outage, args.onts))
     why = chromium_missing()
     if why:
