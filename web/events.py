@@ -42,6 +42,9 @@ RETRY_MS = 2000
 PING = b": ping\n\n"
 ONTS_PER_FRAME = 1000
 NOTICES_PER_FRAME = 200
+# A flush carries at most this many notifications in full; the rest are only counted ("more"):
+# a 5,000-ONT mass outage stores 5,000 folded member notices, which no page shows one by one.
+NOTICES_PER_FLUSH = 100
 UNREAD_RESYNC = 60.0  # seconds between fresh reads of the unread count (with any change)
 
 
@@ -72,7 +75,8 @@ class _Batch:
 
     onts: dict[str, tuple[Ont, OntState]] = field(default_factory=dict)
     deleted: dict[str, None] = field(default_factory=dict)  # an ordered set
-    notice_ids: list[int] = field(default_factory=list)
+    notice_ids: list[int] = field(default_factory=list)  # the told ones, then the folded ones
+    folded_ids: list[int] = field(default_factory=list)
     marks: list[ReadMark] = field(default_factory=list)
     areas: bool = False
 
@@ -190,7 +194,8 @@ class EventHub:
                 batch.deleted[ont_id] = None
                 self._tally.remove(ont_id)
             self._count_new(item)
-            batch.notice_ids += [n.id for n in item.notices]
+            batch.notice_ids += [n.id for n in item.notices if n.event.notify]
+            batch.folded_ids += [n.id for n in item.notices if not n.event.notify]
             batch.areas = batch.areas or bool(item.areas)
         return batch
 
@@ -218,10 +223,12 @@ class EventHub:
             if deleted:
                 self._emit("onts", onts_data([], deleted))
             self._publish()  # markers first: the notifications below wait for the database
-        if batch.notice_ids:
-            notes = await self.reads.notifications_by_id(batch.notice_ids)
+        shown, more = _shown_notices(batch)
+        if shown:
+            notes = await self.reads.notifications_by_id(shown)
             for part in chunks(notes, NOTICES_PER_FRAME):
-                self._emit("notifications", notifications_data(part))
+                self._emit("notifications", notifications_data(part, more))
+                more = 0
         now = asyncio.get_running_loop().time()
         if batch.marks or now - self._synced_at > UNREAD_RESYNC:
             # the marks were written before they were published: a fresh count includes them
@@ -342,6 +349,16 @@ class EventHub:
             self.frames_sent += sum(len(b.frames) for b in ready)
             if end:
                 return
+
+
+def _shown_notices(batch: _Batch) -> tuple[list[int], int]:
+    """The notifications a flush sends in full (told ones first, then the newest folded ones,
+    NOTICES_PER_FLUSH at most, in id order) and how many more it only counts."""
+    told = batch.notice_ids[-NOTICES_PER_FLUSH:]
+    room = NOTICES_PER_FLUSH - len(told)
+    folded = batch.folded_ids[-room:] if room > 0 else []
+    shown = sorted(told + folded)
+    return shown, len(batch.notice_ids) + len(batch.folded_ids) - len(shown)
 
 
 def _marked_ids(marks: list[ReadMark]) -> list[int] | None:

@@ -118,8 +118,9 @@ def onts_data(pairs: Sequence[tuple[Ont, OntState]], deleted: Sequence[str]) -> 
     }
 
 
-def notifications_data(notes: Sequence[Notification]) -> Payload:
-    """The `notifications` frame: stored notifications, oldest first, with their text line."""
+def notifications_data(notes: Sequence[Notification], more: int = 0) -> Payload:
+    """The `notifications` frame: stored notifications, oldest first, with their text line;
+    `more` counts those of the same flush that were stored but not sent (see NOTICES_PER_FLUSH)."""
     notes = tuple(notes)
     return lambda lang: {
         "items": [
@@ -128,7 +129,8 @@ def notifications_data(notes: Sequence[Notification]) -> Payload:
                 "text": notice_text(n, lang),
             }
             for n in notes
-        ]
+        ],
+        "more": more,
     }
 
 

@@ -26,7 +26,7 @@ from storage.queries import Queries
 from tests.api.conftest import make_deps
 from tests.conftest import ManualClock, sample_onts
 from tests.web.sse_client import SseFrame, SseReader
-from web.events import EventHub, HubConfig
+from web.events import NOTICES_PER_FLUSH, EventHub, HubConfig
 from web.frames import Frame, Ring
 
 FAST = HubConfig(flush_interval=0.02, heartbeat=5.0)
@@ -281,6 +281,7 @@ async def test_too_old_or_unknown_id_gets_reload(live_factory: LiveFactory) -> N
 
 async def test_bulk_outage_of_5000_arrives_in_a_few_frames(live_factory: LiveFactory) -> None:
     live = await live_factory(onts=5000)
+    before = (await live.get("/api/notifications?limit=1") or [{"id": 0}])[0]["id"]
     async with live.stream() as sse:
         await sse.frame()
         answer = await live.bulk(
@@ -289,13 +290,24 @@ async def test_bulk_outage_of_5000_arrives_in_a_few_frames(live_factory: LiveFac
         assert answer["applied"] == 5000
         seen: dict[str, dict[str, Any]] = {}
         onts_frames = 0
-        while len(seen) < 5000:
+        notes: list[dict[str, Any]] = []
+        more = 0
+        while len(seen) < 5000 or not any(n["kind"] == "mass_outage" for n in notes):
             frame = await sse.frame(wait=20)
             if frame.event == "onts":
                 onts_frames += 1
                 seen.update({o["id"]: o for o in frame.data["onts"]})
+            elif frame.event == "notifications":
+                notes += frame.data["items"]
+                more += frame.data["more"]
     assert all(o["status"] == "OFF" for o in seen.values())
     assert onts_frames <= 6, onts_frames
+    # 5,000 folded member notices and one outage message: the told one is sent in full, the
+    # folded ones only up to the flush's cap, the rest counted.
+    stored = await live.get("/api/notifications?limit=1")
+    assert len(notes) <= 2 * NOTICES_PER_FLUSH and more > 0
+    assert len(notes) + more == stored[0]["id"] - before, (len(notes), more)
+    assert [n["id"] for n in notes] == sorted(n["id"] for n in notes)
 
 
 async def test_changes_to_one_ont_are_coalesced(live_factory: LiveFactory) -> None:

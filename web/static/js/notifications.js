@@ -95,5 +95,9 @@ if (all) all.addEventListener("click", () => markAll(all));
 initHeader();
 initKeys();
 on("notifications", applyNotifications);
+// More were stored than the stream sent (a mass outage's members): the history reloads.
+on("notifications", (data) => {
+  if (data.more > 0) reloadPage();
+});
 on("reload", reloadPage);
 start();
