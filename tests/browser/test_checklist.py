@@ -172,3 +172,23 @@ def test_simulate_command_reaches_open_pages(live: LiveService, browsers: Browse
         check_header(d, after, "page")
         assert same_load(d, marks[id(d)])
         assert len(toasts(d)) == 5, toasts(d)
+
+
+def test_clustered_map_follows_changes(live: LiveService, browsers: Browsers) -> None:
+    """/map as users get it (clusters): the cluster holding a changed ONT takes its colour."""
+    ont_id = "7"  # Prenggan (3, 7, 11): not with the ONTs the other tests turned OFF (Baciro)
+    assert live.get(f"/api/onts/{ont_id}")["status"] == "ON"
+    d = browsers.open(live.url("/map"))
+    wait_for(d, lambda d: d.execute_script("return document.getElementById('map').dataset.ready"),
+             "1", what="#map[data-ready]")  # fmt: skip
+    offline_icons = "#map .ont-cluster.cat-offline, #map .ont-marker.cat-offline"
+    mark = watch(d)
+    before = len(d.find_elements("css selector", offline_icons))
+    assert d.find_elements("css selector", "#map .ont-cluster"), "clustered by default"
+    live.push(ont_id, "OFF", 3)
+    wait_for(d, lambda d: len(d.find_elements("css selector", offline_icons)), before + 1,
+             what="one more offline cluster or marker")  # fmt: skip
+    live.push(ont_id, "ON", 0)
+    wait_for(d, lambda d: len(d.find_elements("css selector", offline_icons)), before,
+             what="back to its earlier colour")  # fmt: skip
+    assert same_load(d, mark)
