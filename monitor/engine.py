@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -673,9 +674,10 @@ class Engine:
         if not jobs:
             return
         tx = _Txn(self, now=self.clock())
-        results = [self._run_job(tx, job) for job in jobs]
-        if tx.areas:
-            self._assess_outages(tx)
+        with _collector_paused():
+            results = [self._run_job(tx, job) for job in jobs]
+            if tx.areas:
+                self._assess_outages(tx)
         notice_ids: Sequence[int] = ()
         if tx.batch:
             try:
@@ -752,6 +754,23 @@ class Engine:
             notices=notices,
             areas=tuple(sorted(tx.batch.outages)),
         )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a batch is applied (synchronous, bounded by max_batch).
+
+    A 20,000-update batch allocates and keeps ~10 objects per update (states, history,
+    journal); the collector's passes over that growing heap took half its time (measured:
+    ingest 0.96-1.45 s with, 0.45-0.52 s without). It runs as usual once the batch is built.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _checked: list[datetime | None] = [None]  # the last time check_time accepted
