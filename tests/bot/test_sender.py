@@ -20,6 +20,7 @@ from bot.send_errors import Action, classify
 from bot.sender import Pacer, Priority, Sender, SenderClosed
 from monitor.model import Status
 from storage.outbox import OutboxStore
+from tests.e2e.harness import figure
 from tests.fakes.bot_api import FakeBotApi
 
 from .conftest import GROUP, USER, Start, VirtualTime
@@ -107,6 +108,14 @@ async def test_ten_commands_in_two_seconds_ten_answers_in_order(start_bot: Start
             f"nope{i}" for i in range(1, 9)
         ]
         assert fake.violations == []
+        answers = fake.messages_to(USER)
+        figure(
+            "BOT ten-commands",
+            answers=len(answers),
+            in_order=True,
+            first_to_last_s=f"{answers[-1].time - answers[0].time:.1f}",
+            http_429=sum(r.status == 429 for r in fake.requests),
+        )
 
 
 async def test_a_60_s_telegram_outage_loses_no_reply_and_no_alert(start_bot: Start) -> None:
@@ -131,6 +140,13 @@ async def test_a_60_s_telegram_outage_loses_no_reply_and_no_alert(start_bot: Sta
         assert await h.runtime.sink.idle(10)
         assert {r["state"] for r in await OutboxStore(h.db).rows()} == {"sent"}
         assert len(fake.texts_to(USER)) == 1  # answered once, not once per attempt
+        figure(
+            "BOT telegram-down-60s",
+            virtual_s=f"{vt.now - started:.0f}",
+            http_502=sum(r.status == 502 for r in fake.requests),
+            replies_lost=0,
+            alerts_lost=0,
+        )
 
 
 async def test_closing_the_sender_ends_a_reply_waiting_through_an_outage() -> None:
