@@ -142,6 +142,8 @@ def test_commands_map_ont_and_location(running: Running, tile_url: str) -> None:
     assert "Baciro" in details and "(id 1)" in details
     pin = running.next_reply(TECH, n_loc, "sendLocation")["params"]
     assert (pin["latitude"], pin["longitude"]) == pytest.approx((one["lat"], one["lon"]))
+    # The pin is followed by its directions link (replies are paced: about 1 a second a chat).
+    assert "(id 1)" in running.fake.visible(running.next_reply(TECH, n + 1))
 
     target = next(o for o in offline if o["lat"] is not None)
     n = len(running.replies(TECH))
