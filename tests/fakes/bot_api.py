@@ -8,8 +8,10 @@
 # Out-of-process use (e2e): ``python -m tests.fakes.bot_api --port 0`` prints
 # "READY http://127.0.0.1:PORT"; drive it with FakeBotApiClient(url) or POST JSON to
 # /_fake/{push_message,push_callback,push_location,fail_with_status,hang,rate_limit,
-# enable_flood,disable_flood,clear_faults,reset,block,unblock,missing,sent,wait,
-# violations,requests,state}; GET /_fake/files/{file_id} returns uploaded bytes.
+# enable_flood,disable_flood,clear_faults,reset,block,unblock,missing,user_delete,
+# user_unpin,sent,wait,violations,requests,state}; GET /_fake/files/{file_id} returns uploaded
+# bytes. pinChatMessage/unpinChatMessage/getChat keep a chat's pins (getChat's pinned_message
+# is the newest); replies (reply_parameters) carry reply_to_message in their result.
 # Real Telegram keeps a bare "&" or unknown "&name;" literally; this fake rejects them
 # (strict_html_entities=True) so that unescaped user text is caught in tests.
 
