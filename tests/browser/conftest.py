@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -17,7 +16,6 @@ from tests.browser.chrome import DESKTOP, ConsoleEntry, chromium_missing, consol
 from tests.browser.live import LiveService, start_service
 from tests.fakes.tile_server import ThreadedTileServer
 
-OpenPage = Callable[..., WebDriver]
 StartService = Callable[..., LiveService]
 
 
@@ -103,8 +101,3 @@ def browsers() -> Iterator[Browsers]:
         b.assert_clean()
     finally:
         b.close()
-
-
-def service_log(live: LiveService) -> str:
-    """The last lines the service wrote (for assertion messages)."""
-    return live.log.read_text()[-3000:] if Path(live.log).exists() else ""
