@@ -25,6 +25,7 @@ from api.spreadsheet import XLSX_TYPE
 from monitor.engine import Engine
 from monitor.model import Observation, Ont, OntState, Source, Status
 from monitor.records import decision_json, ont_json
+from monitor.view import EngineView
 from ontwatch.demo import fresh_demo_database
 from ontwatch.logs import setup_logging
 from ontwatch.service import Service, utcnow
@@ -175,9 +176,9 @@ def cmd_simulate(settings: Settings, ont_id: str, delay: float) -> int:
 
     async def offline() -> None:
         async with offline_engine(settings) as (engine, _):
-            if ont_id not in engine.onts:
-                onts = [o.record() for o in engine.onts.values()]
-                raise CliError(unknown_ont(ont_id, onts))
+            view = EngineView(engine)
+            if ont_id not in view:
+                raise CliError(unknown_ont(ont_id, [o.record() for _, o in view.onts().items()]))
             print(f"service not running: writing to {settings.db} directly", flush=True)
             for n, (status, rto) in enumerate(SIMULATE_STEPS, start=1):
                 obs = Observation.push(ont_id, status, rto, utcnow(), source=Source.SIMULATE)
@@ -314,7 +315,7 @@ def cmd_areas_rename(settings: Settings, old: str, new: str) -> int:
 
         async def offline() -> int:
             async with offline_engine(settings) as (engine, _):
-                if not any(o.area == old for o in engine.onts.values()):
+                if old not in EngineView(engine).areas():
                     raise CliError(f"no ONT is in area {old!r}; `ontwatch areas` lists them")
                 return await engine.rename_area(old, new)
 
@@ -381,7 +382,8 @@ def demo_settings(settings: Settings) -> Settings:
 
 def cmd_run(settings: Settings, demo: bool) -> int:
     """Run the service until SIGINT/SIGTERM."""
-    secrets = [t.get_secret_value() for t in (settings.telegram_bot_token, settings.api_token) if t]
+    tokens = (settings.telegram_bot_token, settings.api_token, settings.read_token)
+    secrets = [t.get_secret_value() for t in tokens if t]
     setup_logging(settings.log_level, json_lines=settings.log_json, secrets=secrets)
     asyncio.run(Service(settings, demo=demo).run_until_signal())
     return 0

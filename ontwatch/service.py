@@ -159,7 +159,7 @@ class Service:
         await self.engine.start()
         if self.bot is not None:
             await self.bot.start(self.engine)  # connects in the background; never blocks start
-        if self.demo and not self.engine.onts:
+        if self.demo and not len(EngineView(self.engine)):
             await seed_demo(self.engine, self.clock())
         if not s.bot_enabled:
             log.warning(
@@ -175,7 +175,7 @@ class Service:
         gc.freeze()
         log.info(
             "ontwatch serving %d ONTs on http://%s:%d (database %s)",
-            len(self.engine.onts),
+            len(EngineView(self.engine)),
             s.http_host,
             self.port,
             s.db,

@@ -73,9 +73,10 @@ def tz_name(tz: tzinfo) -> str:
 
 
 def role_rank(principal: Any) -> int:
-    """viewer 0 < operator 1 < admin 2; no principal is the open loopback admin."""
+    """viewer 0 < operator 1 < admin 2; -1 without a principal (an anonymous caller on a
+    public route: the access middleware gives every other request one, "local" on the demo)."""
     if principal is None:
-        return ROLE_RANK["admin"]
+        return -1
     role = getattr(principal, "role", "viewer")
     name = getattr(role, "name", None) if not isinstance(role, str) else role
     return ROLE_RANK.get(str(name or role).lower(), 0)

@@ -6,7 +6,7 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,9 +32,10 @@ PAGES = ["/", "/map", "/notifications", "/onts/1", "/onts/evil"]
 
 @dataclass
 class Who:
-    """The principal a test's requests carry (None: the open loopback demo)."""
+    """The principal a test's requests carry: by default the open loopback demo's, an admin
+    named "local" (as web/auth.py gives it); None is an anonymous caller."""
 
-    principal: Any = None
+    principal: Any = field(default_factory=lambda: Principal("local", "admin"))
 
 
 @dataclass(frozen=True)
