@@ -7,7 +7,7 @@ then measures --seconds of a quiet network: CPU %, RSS, bytes written (/proc/PID
 write_bytes) per hour and the event loop's lag (p50/p99/max of a 0.25 s heartbeat, from
 /metrics). The last_seen job runs every --persist-minutes (default 1, so that its cost shows
 within the run); the hourly figure is also projected for the default interval (30 min).
-The database lives on the disk under bench/.tmp (a tmpfs would hide the writes).
+The database lives on the disk under bench/.tmp, removed after (a tmpfs would hide writes).
 Bounded: one service, one measuring window, sampling once a second.
 """
 
@@ -120,6 +120,7 @@ def main() -> None:
         stats = svc.get("/api/stats")
     finally:
         svc.stop()
+        shutil.rmtree(work, ignore_errors=True)
     # A last_seen flush shows as a burst over one or two seconds; bursts = flushes.
     busy = [b > 256 * 1024 for b in samples]
     flushes = sum(1 for i, b in enumerate(busy) if b and (i == 0 or not busy[i - 1]))
