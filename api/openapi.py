@@ -100,6 +100,21 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["hello", "reload", "onts", "notifications", "read", "stats"],
+        },
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -288,7 +303,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "200": {
                 "description": "frames: hello first, then reload | onts | notifications | "
                 "read | stats; `: ping` every 15 s",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                # before OpenAPI 3.2, the schema of a text/event-stream describes each event
+                "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             }
         },
     },

@@ -448,7 +448,16 @@ async def test_the_stream_is_in_the_openapi_document(live: Live) -> None:
     spec = await live.get("/api/openapi.json")
     op = spec["paths"]["/api/events"]["get"]
     assert op["summary"] != "/api/events"
-    assert "text/event-stream" in op["responses"]["200"]["content"]
+    schema = op["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    events = set(schema["properties"]["event"]["enum"])
+    async with live.stream() as sse:
+        frames = [await sse.frame()]
+        await live.push("2", "OFF", 1)
+        frames += await sse.until("stats")
+    for frame in frames:  # what the document promises of each event, on real frames
+        assert frame.event in events and str(frame.id).isdigit(), frame
+        assert isinstance(frame.data, dict)
+    assert {f.event for f in frames} >= {"hello", "onts", "notifications", "stats"}
 
 
 def test_the_service_serves_the_stream_and_stops_with_it_open(tmp_path: Path) -> None:
