@@ -15,6 +15,10 @@ LABELS: dict[str, dict[Lang, str]] = {
     "nav_notifications": {"id": "Notifikasi", "en": "Notifications"},
     "notifications": {"id": "Notifikasi", "en": "Notifications"},
     "no_notifications": {"id": "Belum ada notifikasi.", "en": "No notifications yet."},
+    "more_stored": {
+        "id": "{count} notifikasi lain tersimpan (anggota gangguan massal) — muat ulang halaman",
+        "en": "{count} more notifications stored (members of a mass outage) — reload the page",
+    },
     "all_notifications": {"id": "Semua notifikasi", "en": "All notifications"},
     "live_connected": {"id": "Langsung", "en": "Live"},
     "live_reconnecting": {"id": "Menyambung ulang…", "en": "Reconnecting…"},
@@ -176,6 +180,7 @@ JS_KEYS: tuple[str, ...] = tuple(
         "action_done",
         "action_failed",
         "no_notifications",
+        "more_stored",
         "no_offline",
         "no_outages",
         "no_worst_areas",

@@ -95,9 +95,16 @@ if (all) all.addEventListener("click", () => markAll(all));
 initHeader();
 initKeys();
 on("notifications", applyNotifications);
-// More were stored than the stream sent (a mass outage's members): the history reloads.
+// More were stored than the stream sent (a mass outage's members): say so, with a reload link
+// (a wall screen must not reload itself in the middle of an outage).
+let moreStored = 0;
 on("notifications", (data) => {
-  if (data.more > 0) reloadPage();
+  const link = document.getElementById("more-stored");
+  if (!link || !(data.more > 0)) return;
+  moreStored += data.more;
+  link.textContent = t("more_stored", { count: moreStored });
+  link.href = window.location.pathname + window.location.search;
+  link.hidden = false;
 });
 on("reload", reloadPage);
 start();
