@@ -365,15 +365,15 @@ async def test_failed_logins_are_slowed_per_user_and_per_address(tmp_path: Path)
 
         # Per user: three free mistakes from different addresses, then even the right
         # password waits.
-        got = [await attempt("admin", "wrong-pass", f"10.0.0.{i}") for i in range(1, 5)]
+        got = [await attempt("admin", "wrong-pass", f"127.10.0.{i}") for i in range(1, 5)]
         assert got == [401, 401, 401, 401]
-        assert await attempt("admin", PASSWORD, "10.0.0.9") == 429
-        assert await attempt("operator", PASSWORD, "10.0.0.9") == 200  # others unaffected
+        assert await attempt("admin", PASSWORD, "127.10.0.9") == 429
+        assert await attempt("operator", PASSWORD, "127.10.0.9") == 200  # others unaffected
         # Per address: one address spraying names is slowed for every name.
-        got = [await attempt(f"user{i}", "wrong-pass", "10.9.9.9") for i in range(4)]
+        got = [await attempt(f"user{i}", "wrong-pass", "127.9.9.9") for i in range(4)]
         assert got == [401, 401, 401, 401]
-        assert await attempt("viewer", PASSWORD, "10.9.9.9") == 429
-        assert await attempt("viewer", PASSWORD, "10.1.1.1") == 200
+        assert await attempt("viewer", PASSWORD, "127.9.9.9") == 429
+        assert await attempt("viewer", PASSWORD, "127.1.1.1") == 200
 
 
 class FakeMonotonic:
@@ -408,7 +408,7 @@ def test_throttle_memory_is_bounded() -> None:
     t = FakeMonotonic()
     gate = LoginThrottle(max_keys=100, clock=t)
     for i in range(10_000):
-        gate.failed(f"name{i}", f"10.0.{i // 250}.{i % 250}")
+        gate.failed(f"name{i}", f"127.0.{i // 250}.{i % 250}")
     assert len(gate) <= 100
 
 
