@@ -68,7 +68,7 @@ HOSTS = [
     ("localhost:5000", True),
     ("LOCALHOST", True),
     ("[::1]:5000", True),
-    ("10.10.10.2:5000", True),  # the LAN address a router pushes to: an IP is no rebinding
+    ("127.20.10.2:5000", True),  # an address the service is reached by: an IP is no rebinding
     ("noc.example.net", True),  # in ONTWATCH_PUBLIC_NAMES
     ("NOC.Example.Net.:443", True),
     ("evil.example", False),
