@@ -29,7 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selenium.webdriver.chrome.webdriver import WebDriver
 
-from tests.browser.chrome import chromium_missing, console_errors, new_driver
+from tests.browser.chrome import (
+    chromium_missing,
+    clock_offset,
+    console_errors,
+    new_driver,
+)
 from tests.browser.live import inventory, start_service
 from tests.fakes.tile_server import ThreadedTileServer
 
@@ -57,19 +62,6 @@ window.__check = check;
 new MutationObserver(check).observe(document.body,
   {subtree: true, childList: true, attributes: true, characterData: true});
 """
-
-
-def clock_offset(d: WebDriver, samples: int = 15) -> float:
-    """Page clock minus this process's clock (ms), from the round trip with the least delay."""
-    best: tuple[float, float] | None = None
-    for _ in range(samples):
-        t0 = time.time() * 1000
-        page = float(d.execute_script("return performance.timeOrigin + performance.now()"))
-        t1 = time.time() * 1000
-        if best is None or t1 - t0 < best[0]:
-            best = (t1 - t0, page - (t0 + t1) / 2)
-    assert best is not None
-    return best[1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -34,26 +34,6 @@ routes = web.RouteTableDef()
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FIELD = 1024
 
-LOGIN_TEXTS: dict[str, dict[str, str]] = {
-    "title": {"id": "Masuk", "en": "Log in"},
-    "username": {"id": "Nama pengguna", "en": "User name"},
-    "password": {"id": "Kata sandi", "en": "Password"},
-    "submit": {"id": "Masuk", "en": "Log in"},
-    "failed": {
-        "id": "Nama pengguna atau kata sandi salah.",
-        "en": "Wrong user name or password.",
-    },
-    "throttled": {
-        "id": "Terlalu banyak percobaan gagal. Coba lagi dalam {seconds} detik.",
-        "en": "Too many failed attempts. Try again in {seconds} seconds.",
-    },
-    "bad_request": {
-        "id": "Isi nama pengguna dan kata sandi.",
-        "en": "Enter a user name and a password.",
-    },
-    "logged_out": {"id": "Anda sudah keluar.", "en": "You are logged out."},
-}
-
 
 # -- throttling --------------------------------------------------------------------------
 
@@ -177,9 +157,9 @@ def _fallback_context(lang: texts.Lang) -> dict[str, Any]:
 def render_login(
     request: web.Request, *, status: int = 200, error: str = "", next_path: str = "/"
 ) -> web.Response:
-    """The login page; error is a LOGIN_TEXTS key (already formatted by the caller)."""
+    """The login page; error is a LOGIN_LABELS key (already formatted by the caller)."""
     lang = _lang(request)
-    labels = {k: v[lang] for k, v in LOGIN_TEXTS.items()}
+    labels = {k: v[lang] for k, v in texts.LOGIN_LABELS.items()}
     context = {"page": "login", "login": labels, "error": error, "next": next_path}
     if request.config_dict.get(aiohttp_jinja2.APP_KEY) is not None:
         response = aiohttp_jinja2.render_template("login.html", request, context)
@@ -220,7 +200,7 @@ def _answer(
     request: web.Request, as_json: bool, status: int, key: str, nxt: str, **values: object
 ) -> web.Response:
     lang = _lang(request)
-    message = LOGIN_TEXTS[key][lang].format(**values)
+    message = texts.LOGIN_LABELS[key][lang].format(**values)
     if as_json:
         response = web.json_response({"error": message, "detail": values or None}, status=status)
     else:  # the page says it in #login-error; a 4xx would be a console error in the browser

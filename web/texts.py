@@ -153,6 +153,27 @@ LABELS: dict[str, dict[Lang, str]] = {
     "back_home": {"id": "Kembali ke dasbor", "en": "Back to the dashboard"},
 }
 
+# The login page's labels (it renders before any other page's context exists).
+LOGIN_LABELS: dict[str, dict[Lang, str]] = {
+    "title": {"id": "Masuk", "en": "Log in"},
+    "username": {"id": "Nama pengguna", "en": "User name"},
+    "password": {"id": "Kata sandi", "en": "Password"},
+    "submit": {"id": "Masuk", "en": "Log in"},
+    "failed": {
+        "id": "Nama pengguna atau kata sandi salah.",
+        "en": "Wrong user name or password.",
+    },
+    "throttled": {
+        "id": "Terlalu banyak percobaan gagal. Coba lagi dalam {seconds} detik.",
+        "en": "Too many failed attempts. Try again in {seconds} seconds.",
+    },
+    "bad_request": {
+        "id": "Isi nama pengguna dan kata sandi.",
+        "en": "Enter a user name and a password.",
+    },
+    "logged_out": {"id": "Anda sudah keluar.", "en": "You are logged out."},
+}
+
 # Labels the ES modules need (markers, tooltips, popups, toasts, live status, durations).
 JS_KEYS: tuple[str, ...] = tuple(
     k

@@ -7,6 +7,7 @@ Chromium is told to resolve no host name but loopback and to do no background ne
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,16 @@ def console_errors(driver: WebDriver) -> list[ConsoleEntry]:
         for e in console(driver)
         if e.level == "SEVERE" or (e.level == "WARNING" and e.source == "console-api")
     ]
+
+
+def clock_offset(d: WebDriver, samples: int = 15) -> float:
+    """Page wall clock minus this process's (ms), from the round trip with the least delay."""
+    best: tuple[float, float] | None = None
+    for _ in range(samples):
+        t0 = time.time() * 1000
+        page = float(d.execute_script("return performance.timeOrigin + performance.now()"))
+        t1 = time.time() * 1000
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, page - (t0 + t1) / 2)
+    assert best is not None
+    return best[1]
