@@ -26,13 +26,13 @@ from monitor.model import (
     Reason,
     ReasonCode,
     Severity,
-    Source,
     Status,
     Thresholds,
     id_sort_key,
 )
 from monitor.outages import MassOutage
 from monitor.ports import (
+    AgentBoard,
     AlertSink,
     Batch,
     Clock,
@@ -282,6 +282,7 @@ class Engine:
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # batches written, for metrics and tests
         self.observed: Counter[str] = Counter()  # observations applied, by source (metrics)
+        self.agents: AgentBoard | None = None  # the probe agents' desk, when wired (service)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -628,13 +629,13 @@ class Engine:
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
         decision = rules.decide(ont, state, obs, ctx)
         self.observed[obs.source.value] += 1
-        if obs.source is Source.PROBE and not decision.changed and not decision.events:
+        if obs.source.probed and not decision.changed and not decision.events:
             tx.touch_state(decision.state)  # 10,000 ONTs every 5 s: don't rewrite what is stable
             return decision
         tx.put_state(decision.state)
         for event in decision.events:
             tx.emit(event)
-        if obs.source is not Source.PROBE or decision.changed:
+        if not obs.source.probed or decision.changed:
             s = decision.state
             tx.record(
                 HistoryEntry(

@@ -40,6 +40,12 @@ class Source(enum.StrEnum):
     PROBE = "probe"
     SIMULATE = "simulate"
     IMPORT = "import"
+    AGENT = "agent"  # a probe agent's sweep in a POP (docs/agents.md)
+
+    @property
+    def probed(self) -> bool:
+        """Echoes, not reports: the central prober's or an agent's."""
+        return self in (Source.PROBE, Source.AGENT)
 
 
 class EventKind(enum.StrEnum):
@@ -56,6 +62,8 @@ class EventKind(enum.StrEnum):
     MASS_OUTAGE_RESOLVED = "mass_outage_resolved"
     MONITOR_OFFLINE = "monitor_offline"
     MONITOR_ONLINE = "monitor_online"
+    AGENT_LOST = "agent_lost"  # a probe agent went silent: its ONTs are UNKNOWN
+    AGENT_BACK = "agent_back"
 
 
 class ReasonCode(enum.StrEnum):
@@ -84,6 +92,12 @@ class ReasonCode(enum.StrEnum):
     SEVERAL = "several"  # parts (a tuple of Reasons)
     MONITOR_BLIND = "monitor_blind"  # silent, targets
     MONITOR_SEES = "monitor_sees"  # replied, targets
+    AGENT_LOST = "agent_lost"  # agent, onts, silent_s
+    AGENT_BACK = "agent_back"  # agent, onts, away_s
+    AGENT_BLIND = "agent_blind"  # agent, silent, targets: the agent's own uplink to its ONTs
+    AGENT_SEES = "agent_sees"  # agent, replied, targets
+    UNOBSERVED = "unobserved"  # agent: its agent is lost, so the ONT is UNKNOWN, not OFF
+    STALE = "stale"  # an observation older than the state's last one: not applied
     LEGACY = "legacy"  # text: an English reason stored before reasons were codes
 
 
@@ -228,6 +242,8 @@ class Observation:
     status: Status | None = None
     rto_count: int | None = None
     replied: bool | None = None  # probes only: echo answered or lost
+    # Probes with replied=False: rto_count, when given, is the absolute count of consecutive
+    # lost echoes (an agent counts them itself, docs/agents.md); None adds one to the state's.
 
     @classmethod
     def push(
@@ -245,6 +261,17 @@ class Observation:
     def probe(cls, ont_id: str, replied: bool, at: datetime) -> Observation:
         """One ICMP echo's outcome."""
         return cls(ont_id=ont_id, at=at, source=Source.PROBE, replied=replied)
+
+    @classmethod
+    def agent(cls, ont_id: str, lost: int, at: datetime) -> Observation:
+        """An agent's result: lost=0 replied, else that many consecutive echoes lost."""
+        return cls(
+            ont_id=ont_id,
+            at=at,
+            source=Source.AGENT,
+            replied=lost == 0,
+            rto_count=lost if lost else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +341,14 @@ class Event:
     duration: timedelta | None = None  # resolved: how long it was down
     members: tuple[str, ...] = ()  # mass outage: ONT ids
     notify: bool = True  # False: recorded, but no message (e.g. folded into a mass outage)
+    agent: str = ""  # agent events: the probe agent's name
 
     @property
     def key(self) -> str:
-        """What the event is about: the ONT id, or area:<area> for area-wide events."""
-        return self.ont_id or f"area:{self.area}"
+        """What the event is about: the ONT id, agent:<name>, or area:<area>."""
+        if self.ont_id:
+            return self.ont_id
+        return f"agent:{self.agent}" if self.agent else f"area:{self.area}"
 
 
 @dataclass(frozen=True, slots=True)

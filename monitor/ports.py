@@ -238,3 +238,15 @@ class ReadModel(Protocol):
     async def notification_exists(self, notification_id: int) -> bool:
         """Whether the notification exists."""
         ...
+
+
+class AgentBoard(Protocol):
+    """The probe agents as the read side sees them (monitor.agents.AgentDesk)."""
+
+    def statuses(self) -> Sequence[Any]:
+        """Every configured agent's monitor.agents.AgentStatus, in name order."""
+        ...
+
+    def assigned(self) -> frozenset[str]:
+        """Ids of the ONTs an agent sweeps (the central prober leaves them alone)."""
+        ...

@@ -18,6 +18,7 @@ from monitor.outages import MassOutage
 from monitor.ports import Mute
 
 if TYPE_CHECKING:
+    from monitor.agents import AgentStatus
     from monitor.engine import Engine
 
 
@@ -70,6 +71,11 @@ class EngineView:
     def get(self, ont_id: str) -> tuple[Ont, OntState] | None:
         """Inventory and state of one ONT, or None."""
         return self._engine.get(ont_id)
+
+    def agents(self) -> list[AgentStatus]:
+        """Every probe agent's status (name order); empty when no agent is configured."""
+        board = self._engine.agents
+        return list(board.statuses()) if board is not None else []
 
     def ont(self, ont_id: str) -> Ont | None:
         """The inventory record of one ONT, or None."""
