@@ -141,6 +141,24 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 7: probe agents (storage/agents.py): only a SHA-256 of each token is kept; areas and
+    # prefixes as JSON lists; the desk's contact figures survive a restart of the centre
+    """
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY COLLATE NOCASE
+            CHECK (length(name) BETWEEN 1 AND 64),
+        token_hash TEXT NOT NULL UNIQUE,
+        areas TEXT NOT NULL DEFAULT '[]',
+        prefixes TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_contact TEXT,
+        lost_since TEXT,
+        epoch TEXT,
+        last_seq INTEGER,
+        interval REAL
+    );
+    """,
 ]
 
 
