@@ -1,41 +1,29 @@
-"""The prober: every interval, one sweep of every ONT with a valid IP, fed to the engine."""
+"""The prober: every interval, one probe round of every ONT with a valid IP, fed to the engine.
+
+A round (monitor.rounds.probe_round) is one sweep plus, at once, a second echo to the
+addresses that just went silent, so OFF is confirmed within about a second of the sweep
+that first missed an ONT. ONTs a probe agent sweeps (engine.agents.assigned()) are left to
+their agent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from monitor.engine import Engine
-from monitor.model import Event, EventKind, Observation, Ont, Reason, ReasonCode, Severity
+from monitor.model import Event, EventKind, Observation, Ont, Reason, ReasonCode, Severity, Status
 from monitor.ports import Clock
-from monitor.sweep import SweepResult
+from monitor.rounds import MIN_GATE_TARGETS, Round, Sweeps, gate_holds, probe_round
+
+__all__ = ["APPLY_SLICE", "MIN_GATE_TARGETS", "Prober", "SweepReport", "Sweeps", "gate_holds"]
 
 log = logging.getLogger(__name__)
 
-# With fewer probed ONTs than this, "all silent" may be real: the self-health gate stays off.
-MIN_GATE_TARGETS = 10
 APPLY_SLICE = 250  # sweep results per engine batch: a few ms of the event loop each
-
-
-def gate_holds(targets: int, silent: int, silent_share: float) -> bool:
-    """The self-health gate: more than silent_share of at least MIN_GATE_TARGETS addresses
-    silent in one sweep means the monitor's own network is down, not the ONTs."""
-    return targets >= MIN_GATE_TARGETS and silent / targets > silent_share
-
-
-class Sweeps(Protocol):
-    """What the prober needs of monitor.sweep.Sweeper."""
-
-    mode: str
-
-    async def sweep(self, addresses: Sequence[str]) -> SweepResult:
-        """One echo to each address, one deadline."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +37,7 @@ class SweepReport:
     duration: float
     held: bool  # the self-health gate held ONT transitions back
     reason: str
+    retried: int = 0  # addresses given a second echo at once (silent now, answered last time)
 
 
 @dataclass
@@ -60,6 +49,7 @@ class Prober:
     interval: float
     clock: Clock
     silent_share: float = 0.9
+    retry: bool = True  # the quick second echo; off = OFF after two sweeps (the old way)
     holding: bool = False
     last: SweepReport | None = None
     sweeps: int = 0
@@ -68,6 +58,9 @@ class Prober:
     # ONT id -> (the Ont seen, whether its IP can be probed): 10,000 IPs are not re-parsed
     # (ipaddress) on every sweep; an updated ONT is a new object, so it is parsed again.
     _valid: dict[str, tuple[Ont, bool]] = field(default_factory=dict, repr=False)
+    # IP -> whether its latest echo was answered: who gets the quick second echo.
+    _answered: dict[str, bool] = field(default_factory=dict, repr=False)
+    _ids_of: dict[str, list[str]] = field(default_factory=dict, repr=False)  # this round's
 
     def start(self) -> None:
         """Start the sweep loop in the running event loop."""
@@ -101,10 +94,16 @@ class Prober:
             await asyncio.sleep(max(0.0, self.interval - elapsed))
 
     def targets(self) -> dict[str, list[str]]:
-        """ONT ids by IP, for every ONT whose IP can be probed."""
+        """ONT ids by IP, for every ONT whose IP can be probed and no agent sweeps."""
         by_ip: dict[str, list[str]] = {}
         known = self._valid
+        board = self.engine.agents
+        # One frozenset per call (the desk keeps it between assignment changes): a set
+        # lookup per ONT is the whole cost, about 3 ms for 100,000 ONTs.
+        theirs = board.assigned() if board is not None else frozenset()
         for ont_id, ont in self.engine.onts.items():
+            if theirs and ont_id in theirs:
+                continue
             seen = known.get(ont_id)
             if seen is None or seen[0] is not ont:  # new or changed: parse its IP once
                 seen = known[ont_id] = (ont, ont.ip_valid)
@@ -127,6 +126,39 @@ class Prober:
             ]
             await self.engine.ingest_many(observations)
 
+    async def apply_round(self, result: Round, by_ip: dict[str, list[str]]) -> None:
+        """Apply a round's echoes in time order: every first echo, then the retries' echoes,
+        each at the time it was known (two lost echoes of a retried ONT = rto 2 = OFF)."""
+        firsts: dict[datetime, list[tuple[list[str], bool]]] = {}
+        seconds: dict[datetime, list[tuple[list[str], bool]]] = {}
+        for ip, ids in by_ip.items():
+            echoes = result.echoes[ip]
+            firsts.setdefault(echoes[0].at, []).append((ids, echoes[0].replied))
+            for echo in echoes[1:]:
+                seconds.setdefault(echo.at, []).append((ids, echo.replied))
+        for group in (firsts, seconds):
+            for at in sorted(group):
+                await self.apply(group[at], at)
+
+    def answered_last(self, ip: str) -> bool:
+        """Whether ip answered its latest echo; for an IP not swept yet (a restart), whether
+        its ONTs are ON: an ONT already dark or never seen gets no quick second echo."""
+        known = self._answered.get(ip)
+        if known is not None:
+            return known
+        states = self.engine.states
+        ids = self._ids_of.get(ip, ())
+        return any(
+            (st := states.get(i)) is not None and st.status is Status.ON and st.rto_count == 0
+            for i in ids
+        )
+
+    def _remember(self, result: Round, by_ip: dict[str, list[str]]) -> None:
+        """Keep each swept IP's latest answer (a held round's losses were not applied: an IP
+        silent in it keeps what it had); IPs no longer swept are forgotten."""
+        held, before = result.held, self.answered_last
+        self._answered = {ip: result.last(ip) or (held and before(ip)) for ip in by_ip}
+
     async def sweep_once(self) -> SweepReport:
         """One sweep; its results go through engine.ingest_many unless the gate holds them."""
         by_ip = self.targets()
@@ -134,12 +166,18 @@ class Prober:
             report = SweepReport(0, 0, 0, 0, 0.0, False, "no ONT with a valid IP")
             self.last = report
             return report
-        result = await self.sweeper.sweep(list(by_ip))
+        self._ids_of = by_ip
+        result = await probe_round(
+            self.sweeper,
+            list(by_ip),
+            wall=self.clock,
+            answered_last=self.answered_last if self.retry else _never,
+            silent_share=self.silent_share,
+        )
         now = self.clock()
-        replied = sum(1 for r in result.results.values() if r.replied)
-        silent = len(by_ip) - replied
+        replied, silent = result.replied, result.silent
         self.sweeps += 1
-        gate = gate_holds(len(by_ip), silent, self.silent_share)
+        gate = result.held
         if gate:
             reason = (
                 f"{silent} of {len(by_ip)} ONT addresses silent in one sweep: the monitor's own "
@@ -159,9 +197,9 @@ class Prober:
                 log.warning("%s", reason)
                 why = Reason.of(ReasonCode.MONITOR_SEES, replied=replied, targets=len(by_ip))
                 await self.engine.announce(Event(EventKind.MONITOR_ONLINE, Severity.OK, now, why))
-            replies = [(ids, result.results[ip].replied) for ip, ids in by_ip.items()]
-            await self.apply(replies, now)
-            reason = f"{replied} replied, {silent} silent"
+            await self.apply_round(result, by_ip)
+            reason = f"{replied} replied, {silent} silent, {result.retried} retried"
+        self._remember(result, by_ip)
         report = SweepReport(
             targets=len(by_ip),
             replied=replied,
@@ -170,6 +208,12 @@ class Prober:
             duration=result.duration,
             held=gate,
             reason=reason,
+            retried=result.retried,
         )
         self.last = report
         return report
+
+
+def _never(_ip: str) -> bool:
+    """answered_last with the retry off: every address gets one echo per round."""
+    return False
