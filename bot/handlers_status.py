@@ -31,13 +31,13 @@ class StatusCommands(HandlerBase):
         await self._reply(update, t(self._lang(update), "help"))
 
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/status: totals, incidents, open mass outages, worst areas."""
+        """/status: totals, incidents, open mass outages, worst areas, probe agents."""
         stats = await self.ctx.reads.stats()
         outages = self.ctx.view.outages()
-        text = replies.status_text(
-            stats, self._lang(update), self.ctx.tz, self.ctx.clock(), outages
-        )
-        await self._reply(update, text)
+        lang, now = self._lang(update), self.ctx.clock()
+        text = replies.status_text(stats, lang, self.ctx.tz, now, outages)
+        agents = replies.agents_text(self.ctx.view.agents(), lang, self.ctx.tz, now)
+        await self._reply(update, text + "\n" + agents if agents else text)
 
     async def offline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/offline: the first page, with ◀ ▶ when there are more."""

@@ -8,13 +8,28 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.texts import Html, distance, duration, esc, href, lang_of, navigation_url, reason, t, when
+from bot.texts import (
+    Html,
+    distance,
+    duration,
+    esc,
+    href,
+    lang_of,
+    navigation_url,
+    reason,
+    seconds,
+    t,
+    when,
+)
 from i18n.words import severity_label, status_label
+from monitor.agents import AgentStatus
 from monitor.model import Ont, OntState, Severity, Status
 from monitor.outages import MassOutage
 from monitor.ports import HistoryRow, Mute
+from monitor.records import agent_state
 
 PAGE_SIZE = 10
+AGENT_LINES = 20  # /status lists this many probe agents; the rest are counted
 NEAREST = 5
 MAX_MUTE = timedelta(days=30)
 EARTH_RADIUS_M = 6_371_000.0
@@ -107,6 +122,46 @@ def status_text(
                 )
             )
     return "\n".join(lines)
+
+
+def agents_text(statuses: Sequence[AgentStatus], lang: str, tz: tzinfo, now: datetime) -> str:
+    """/status's probe agents: per agent its state, ONTs, last contact, sweep and queue.
+
+    Empty when no agent is configured, so a single-site install sees no new section.
+    """
+    if not statuses:
+        return ""
+    lines = [t(lang, "status_agents")]
+    for status in statuses[:AGENT_LINES]:
+        lines.append(agent_line(status, lang, tz, now))
+    if len(statuses) > AGENT_LINES:
+        lines.append(t(lang, "mass_more", count=len(statuses) - AGENT_LINES))
+    return "\n".join(lines)
+
+
+def agent_line(status: AgentStatus, lang: str, tz: tzinfo, now: datetime) -> Html:
+    """One agent of /status (its name escaped like every name the bot shows)."""
+    contact = status.last_contact
+    return t(
+        lang,
+        "status_agent",
+        name=status.name,
+        state=agent_state_text(status, lang, tz),
+        onts=status.onts,
+        contact=t(lang, "agent_ago", dur=duration(now - contact, lang))
+        if contact is not None
+        else t(lang, "agent_never"),
+        sweep=seconds(status.sweep.duration, lang) if status.sweep is not None else "-",
+        queue=status.queue_depth,
+    )
+
+
+def agent_state_text(status: AgentStatus, lang: str, tz: tzinfo) -> Html:
+    """The agent's state word in lang; a lost agent says since when."""
+    state = agent_state(status)
+    if state == "lost":
+        return t(lang, "agent_lost", since=when(status.lost_since, tz))
+    return t(lang, f"agent_{state}")
 
 
 def offline_sorted(items: Sequence[tuple[Ont, OntState]]) -> list[tuple[Ont, OntState]]:

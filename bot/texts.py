@@ -94,6 +94,20 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "• {area}: {offline}/{total} offline, {critical} critical",
     },
     "no_area": {"id": "(tanpa area)", "en": "(no area)"},
+    "status_agents": {"id": "\n📡 <b>Agen probe</b>", "en": "\n📡 <b>Probe agents</b>"},
+    "status_agent": {
+        "id": "• <b>{name}</b> · {state}\n    {onts} ONT · kontak terakhir {contact} · "
+        "sapuan {sweep} · antrean {queue}",
+        "en": "• <b>{name}</b> · {state}\n    {onts} ONTs · last contact {contact} · "
+        "sweep {sweep} · queue {queue}",
+    },
+    "agent_ok": {"id": "✅ normal", "en": "✅ ok"},
+    "agent_waiting": {"id": "⏳ belum pernah melapor", "en": "⏳ no report yet"},
+    "agent_blind": {"id": "🛑 tidak bisa menjangkau ONT-nya", "en": "🛑 cannot reach its ONTs"},
+    "agent_lost": {"id": "❌ hilang sejak {since}", "en": "❌ lost since {since}"},
+    "agent_revoked": {"id": "⛔ dicabut", "en": "⛔ revoked"},
+    "agent_ago": {"id": "{dur} lalu", "en": "{dur} ago"},
+    "agent_never": {"id": "belum pernah", "en": "never"},
     "board": {
         "id": "📌 <b>Status jaringan</b> (diperbarui otomatis)\n"
         "Total {total} · 🟢 online {online} · 🔴 offline {offline} · ⚪ tak diketahui {unknown}\n"
@@ -388,6 +402,17 @@ def t(lang: str, key: str, **values: object) -> Html:
 def duration(td: timedelta, lang: str) -> str:
     """Unambiguous duration: '2 jam 15 mnt', '4 dtk' (id) or '2 h 15 min', '4 s' (en)."""
     return format_duration(td, lang_of(lang, "en"))
+
+
+def seconds(value: float | None, lang: str) -> str:
+    """A short span such as a sweep's: '0,84 dtk' / '0.84 s' below a minute, else a duration."""
+    if value is None:
+        return "-"
+    if value >= 60:
+        return duration(timedelta(seconds=value), lang)
+    unit = "dtk" if lang_of(lang, "en") == "id" else "s"
+    text = f"{max(0.0, value):.2f}"
+    return f"{text.replace('.', ',') if unit == 'dtk' else text} {unit}"
 
 
 def reason(value: Reason | Mapping[str, Any] | str | None, lang: str) -> str:
