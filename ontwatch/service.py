@@ -267,7 +267,8 @@ class Service:
         pending, oldest = await health.outbox_age(self.db, self.clock())
         by_state = await OutboxStore(self.db).counts()
         delivery = self.bot.delivery if self.bot is not None else None
-        scrape = metrics.Scrape(pending, oldest, by_state, self.loopwatch.lag_quantiles())
+        lag = self.loopwatch.lag_quantiles()
+        scrape = metrics.Scrape(pending, oldest, by_state, lag, now=self.clock())
         view = EngineView(self.engine)
         collector = metrics.OntwatchCollector(
             view, self.engine, self.prober, delivery, scrape, self.events
