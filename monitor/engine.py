@@ -26,6 +26,7 @@ from monitor.model import (
     Reason,
     ReasonCode,
     Severity,
+    Source,
     Status,
     Thresholds,
     id_sort_key,
@@ -282,6 +283,7 @@ class Engine:
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # batches written, for metrics and tests
         self.observed: Counter[str] = Counter()  # observations applied, by source (metrics)
+        self.stale: Counter[str] = Counter()  # observations refused as stale, by source (metrics)
         self.agents: AgentBoard | None = None  # the probe agents' desk, when wired (service)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -535,6 +537,40 @@ class Engine:
             written += await self._submit(partial(apply, start=start))
         return written
 
+    async def mark_unobserved(self, ont_ids: Sequence[str], agent: str) -> int:
+        """Its agent is lost: these ONTs become UNKNOWN (not OFF), in one job; how many changed.
+
+        No per-ONT events and no mass outage (an UNKNOWN ONT is neither down nor back; the
+        agent's one "agent lost" alert speaks for them). last_seen and open incidents stay, so
+        the agent's replayed observations apply normally when it returns. Unknown ids are
+        skipped (deleted since the agent was assigned them).
+        """
+        reason = rules.unobserved_reason(agent)
+
+        def apply(tx: _Txn) -> int:
+            changed = 0
+            for ont_id in ont_ids:
+                state = self.states.get(ont_id)
+                new = rules.unobserved(state, tx.now) if ont_id in self.onts and state else None
+                if new is None:
+                    continue
+                tx.put_state(new)
+                tx.record(
+                    HistoryEntry(
+                        ont_id=ont_id,
+                        at=tx.now,
+                        source=Source.AGENT,
+                        status=new.status,
+                        rto_count=new.rto_count,
+                        severity=new.severity,
+                        reason=reason,
+                    )
+                )
+                changed += 1
+            return changed
+
+        return await self._submit(apply)
+
     async def announce(self, event: Event) -> None:
         """Record and route an event that belongs to no ONT (e.g. the monitor lost its network)."""
 
@@ -594,7 +630,10 @@ class Engine:
         if active is None and len(down) < outages.MIN_SHARE_ONTS:
             return  # the common case: nothing like a mass outage here
         size = len(self.area_index.get(area, ()))
-        verdict = outages.assess_area(area, down, size, active, tx.now, self.thresholds)
+        unobserved = self._unobserved(active)
+        verdict = outages.assess_area(
+            area, down, size, active, tx.now, self.thresholds, unobserved=unobserved
+        )
         if verdict.outage != active:
             tx.put_outage(area, verdict.outage)
         for event in verdict.events:
@@ -607,6 +646,15 @@ class Engine:
             self._mark_member(tx, ont_id, area)
         for ont_id in sorted(verdict.release):
             self._mark_member(tx, ont_id, "")
+
+    def _unobserved(self, active: MassOutage | None) -> frozenset[str]:
+        """Members of an open mass outage whose status is UNKNOWN (their agent is lost)."""
+        if active is None:
+            return frozenset()
+        states = self.states
+        return frozenset(
+            i for i in active.members if i in states and states[i].status is Status.UNKNOWN
+        )
 
     def _mark_member(self, tx: _Txn, ont_id: str, area: str) -> None:
         state = self.states.get(ont_id)
@@ -625,6 +673,10 @@ class Engine:
     def _apply(self, tx: _Txn, obs: Observation) -> Decision:
         check_observation(obs)
         state = self._state(obs.ont_id)
+        if rules.is_stale(state, obs):
+            self.stale[obs.source.value] += 1  # a late observation never overwrites a newer one
+            tx.journal.append(partial(self.stale.subtract, {obs.source.value: 1}))
+            return rules.stale(state)
         ont = self.onts[obs.ont_id]
         ctx = rules.Context(self.thresholds, muted=self.is_muted(ont, obs.at))
         decision = rules.decide(ont, state, obs, ctx)

@@ -75,11 +75,15 @@ def assess_area(
     active: MassOutage | None,
     now: datetime,
     th: Thresholds,
+    unobserved: frozenset[str] = frozenset(),
 ) -> AreaDecision:
     """Open, extend or resolve the mass outage of one area.
 
     `down` maps the area's down ONTs to when their incident opened (the first lost probe or
-    the OFF push): that is when they went down.
+    the OFF push): that is when they went down. `unobserved` are members of the active
+    outage whose status is UNKNOWN (their probe agent is lost): neither down nor back, they
+    keep the outage open as it was — it is not announced resolved because nobody can see
+    them — and open none.
     """
     if not area:
         return AreaDecision(active, reason=Reason(ReasonCode.NO_AREA))
@@ -116,15 +120,16 @@ def assess_area(
     )
     members = active.members | joiners
     still_down = frozenset(i for i in members if i in down)
-    if qualifies(len(still_down), area_size, th):
+    unseen = (unobserved & members) - still_down
+    if qualifies(len(still_down | unseen), area_size, th):
         outage = replace(active, members=members)
         reminder = due_area_reminder(outage, still_down, area_size, now, th)
-        if reminder is None:
+        if reminder is None or not still_down:  # no reminder of ONTs nobody can see
             why = Reason.of(ReasonCode.AREA_STILL_DOWN, down=len(still_down))
             return AreaDecision(outage, joined=joiners, reason=why)
         outage = replace(outage, last_notified_at=now)
         return AreaDecision(outage, (reminder,), joined=joiners, reason=reminder.reason)
-    recovered = sorted(members - still_down, key=id_sort_key)
+    recovered = sorted(members - still_down - unseen, key=id_sort_key)
     reason = Reason.of(
         ReasonCode.MASS_OUTAGE_ENDED,
         back=len(recovered),
@@ -141,7 +146,8 @@ def assess_area(
         members=tuple(recovered),
         duration=now - active.started_at,
     )
-    return AreaDecision(None, (event,), release=still_down, reason=reason)
+    # The unseen are handed back to their own incidents, like those still down.
+    return AreaDecision(None, (event,), release=still_down | unseen, reason=reason)
 
 
 def due_area_reminder(

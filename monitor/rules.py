@@ -58,13 +58,59 @@ def observe(state: OntState, obs: Observation, th: Thresholds) -> tuple[Status, 
     if obs.replied is not None:
         if obs.replied:
             return Status.ON, 0
-        rto = state.rto_count + 1
+        # An agent counts its lost echoes itself: the count is absolute, so a report applied
+        # twice (a retry after a lost answer) changes nothing. The central prober adds one.
+        rto = state.rto_count + 1 if obs.rto_count is None else obs.rto_count
         return (Status.OFF if rto >= th.down_after else state.status), rto
     status = obs.status or state.status
     if obs.rto_count is not None:
         return status, obs.rto_count
     # A push without rto_count: ON clears it, OFF keeps what we knew.
     return status, 0 if status is Status.ON else state.rto_count
+
+
+# Sources whose observation time is this server's clock when it received them: they arrive in
+# order by construction, so an earlier time than the state's last one means the clock stepped
+# back (NTP on a box without a real-time clock), not a late fact. Refusing them would blind the
+# monitor until the clock caught up; they are applied. Agents' and imports' times were made
+# elsewhere, earlier: those can be late, and a late one must not overwrite a newer state.
+SERVER_STAMPED = frozenset({Source.PUSH, Source.PROBE, Source.SIMULATE})
+
+
+def is_stale(state: OntState, obs: Observation) -> bool:
+    """An observation made before the state's last one (replayed late by an agent's queue, or
+    an older export imported): it is not applied (docs/agents.md, "Time")."""
+    return (
+        state.last_seen is not None
+        and obs.at < state.last_seen
+        and obs.source not in SERVER_STAMPED
+    )
+
+
+STALE = Reason(ReasonCode.STALE)
+
+
+def stale(state: OntState) -> Decision:
+    """The decision for a stale observation: nothing changes, nothing is told."""
+    return Decision(state=state, events=(), reason=STALE, changed=False)
+
+
+def unobserved(state: OntState, now: datetime) -> OntState | None:
+    """The state of an ONT whose probe agent is lost: UNKNOWN, not OFF, from now on.
+
+    last_seen stays (a late observation older than it is still stale) and so does the open
+    incident (an UNKNOWN ONT neither resolves nor re-opens it; its next real observation
+    does). None when it is UNKNOWN with no lost echoes already: nothing to change.
+    """
+    if state.status is Status.UNKNOWN and state.rto_count == 0:
+        return None
+    since = state.status_since if state.status is Status.UNKNOWN else now
+    return state.evolve(status=Status.UNKNOWN, rto_count=0, status_since=since)
+
+
+def unobserved_reason(agent: str) -> Reason:
+    """Why an ONT became UNKNOWN: its agent is lost."""
+    return Reason.of(ReasonCode.UNOBSERVED, agent=agent)
 
 
 def advance_incident(
