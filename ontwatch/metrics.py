@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from monitor.agents import AgentStatus
 from monitor.model import Severity, Status
 from monitor.prober import Prober
+from monitor.records import AGENT_STATES, agent_state
 from monitor.view import EngineView
 
 
@@ -23,6 +26,7 @@ class Scrape:
     outbox_oldest_s: float
     outbox_by_state: dict[str, int]
     loop_lag: Mapping[str, float] | None = None  # quantile ("0.5", "0.99", "1") -> seconds
+    now: datetime | None = None  # the service's clock (ages of agents' last contact)
 
 
 class EngineCounters(Protocol):
@@ -75,6 +79,19 @@ class OntwatchCollector(Collector):
         yield CounterMetricFamily(
             "ontwatch_commits", "Group commits written", value=self.counters.commits
         )
+        stale = getattr(self.counters, "stale", None)  # the engine's stale guard, when it has one
+        if stale is not None:
+            c = CounterMetricFamily(
+                "ontwatch_stale_observations",
+                "Observations not applied because the ONT had a newer one, by source",
+                labels=["source"],
+            )
+            for source, n in sorted(stale.items()):
+                c.add_metric([source], n)
+            yield c
+        agents = self.view.agents()
+        if agents:
+            yield from _agents(agents, self.scrape.now or datetime.now(UTC))
         if self.prober is not None:
             last = self.prober.last
             yield CounterMetricFamily(
@@ -157,6 +174,78 @@ def _event_stream(hub: Any) -> Iterator[Any]:
     yield CounterMetricFamily(
         "ontwatch_events_frames_sent", "Event-stream frames written", value=hub.frames_sent
     )
+
+
+def _agents(agents: Sequence[AgentStatus], now: datetime) -> Iterator[Any]:
+    """Per probe agent (label agent): whether it lives, what it sweeps, how it reports.
+
+    Only configured agents appear, so a single-site install exposes none of these.
+    """
+    label = ["agent"]
+    up = GaugeMetricFamily(
+        "ontwatch_agent_up",
+        "1 while the agent's last contact is within its lost window",
+        labels=label,
+    )
+    state = GaugeMetricFamily(
+        "ontwatch_agent_state", "1 for the agent's current state", labels=["agent", "state"]
+    )
+    onts = GaugeMetricFamily("ontwatch_agent_onts", "ONTs assigned to the agent", labels=label)
+    contact = GaugeMetricFamily(
+        "ontwatch_agent_last_contact_seconds", "Seconds since the agent's last report", labels=label
+    )
+    sweep = GaugeMetricFamily(
+        "ontwatch_agent_sweep_seconds", "Duration of the agent's last sweep", labels=label
+    )
+    held = GaugeMetricFamily(
+        "ontwatch_agent_sweep_held",
+        "1 while the agent's self-health gate holds (it cannot reach its ONTs)",
+        labels=label,
+    )
+    queue = GaugeMetricFamily(
+        "ontwatch_agent_queue_depth", "Reports waiting in the agent's queue", labels=label
+    )
+    skew = GaugeMetricFamily(
+        "ontwatch_agent_skew_seconds", "The centre's clock minus the agent's", labels=label
+    )
+    totals = {
+        "accepted": CounterMetricFamily(
+            "ontwatch_agent_accepted", "Agent observations applied", labels=label
+        ),
+        "stale": CounterMetricFamily(
+            "ontwatch_agent_stale",
+            "Agent observations not applied: older than the ONT's last",
+            labels=label,
+        ),
+        "refused": CounterMetricFamily(
+            "ontwatch_agent_refused",
+            "Agent observations refused: ONTs not assigned to the agent",
+            labels=label,
+        ),
+        "reports": CounterMetricFamily("ontwatch_agent_reports", "Reports taken", labels=label),
+        "dropped": CounterMetricFamily(
+            "ontwatch_agent_dropped",
+            "Reports the agent dropped from its full queue (as it says)",
+            labels=label,
+        ),
+    }
+    for a in agents:
+        name = [a.name]
+        word = agent_state(a)
+        up.add_metric(name, int(a.last_contact is not None and word not in {"lost", "revoked"}))
+        for each in AGENT_STATES:
+            state.add_metric([a.name, each], int(each == word))
+        onts.add_metric(name, a.onts)
+        if a.last_contact is not None:
+            contact.add_metric(name, max(0.0, (now - a.last_contact).total_seconds()))
+        if a.sweep is not None:
+            sweep.add_metric(name, a.sweep.duration)
+            held.add_metric(name, int(a.sweep.held))
+        queue.add_metric(name, a.queue_depth)
+        skew.add_metric(name, a.skew_s)
+        for field, family in totals.items():
+            family.add_metric(name, getattr(a, field))
+    yield from (up, state, onts, contact, sweep, held, queue, skew, *totals.values())
 
 
 def render(collector: OntwatchCollector) -> tuple[bytes, str]:

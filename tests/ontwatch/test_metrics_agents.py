@@ -1,0 +1,135 @@
+"""/metrics: per probe agent families, read from the view at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.agents import AgentStatus, SweepStats
+from monitor.engine import Engine
+from monitor.model import Observation, Ont, Source, Status
+from monitor.view import EngineView
+from ontwatch import metrics
+from storage.database import Database
+from storage.store import SqliteStore
+from tests.conftest import ManualClock
+
+
+class Board:
+    """What engine.agents offers the read side (the desk's AgentBoard), with fixed statuses."""
+
+    def __init__(self, statuses: Sequence[AgentStatus]) -> None:
+        self.list = list(statuses)
+
+    def statuses(self) -> list[AgentStatus]:
+        return list(self.list)
+
+    def assigned(self) -> frozenset[str]:
+        return frozenset()
+
+
+@pytest.fixture
+async def engine(db: Database, clock: ManualClock) -> AsyncIterator[Engine]:
+    eng = Engine(SqliteStore(db), clock=clock)
+    await eng.start()
+    onts = [Ont(id=str(i), name=f"ONT {i}", area="A", ip=f"127.0.3.{i}") for i in (1, 2)]
+    await eng.upsert(
+        onts, [Observation.push(o.id, Status.ON, 0, clock(), Source.IMPORT) for o in onts]
+    )
+    yield eng
+    await eng.stop()
+
+
+def scrape(
+    engine: Engine, clock: ManualClock
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape, parsed back: (sample name, sorted labels) -> value."""
+    collector = metrics.OntwatchCollector(
+        EngineView(engine), engine, None, None, metrics.Scrape(0, 0.0, {}, now=clock())
+    )
+    body, _ = metrics.render(collector)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def one(name: str, agent: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return name, tuple(sorted({"agent": agent, **labels}.items()))
+
+
+async def test_no_agent_no_agent_metrics(engine: Engine, clock: ManualClock) -> None:
+    samples = scrape(engine, clock)
+    assert ("ontwatch_onts", (("status", "ON"),)) in samples
+    assert not [k for k in samples if k[0].startswith("ontwatch_agent")]
+
+
+async def test_agents_at_scrape_time(engine: Engine, clock: ManualClock) -> None:
+    now = clock()
+    sweep = SweepStats(at=now, duration=0.84, targets=1240, replied=1239, silent=1)
+    board = Board(
+        [
+            AgentStatus(
+                name="POP-1",
+                onts=1240,
+                last_contact=now - timedelta(seconds=4),
+                sweep=sweep,
+                queue_depth=3,
+                skew_s=-2.5,
+                accepted=5000,
+                stale=7,
+                refused=2,
+                reports=40,
+            ),
+            AgentStatus(
+                name='POP "2"',
+                onts=880,
+                last_contact=now - timedelta(minutes=2),
+                lost=True,
+                lost_since=now - timedelta(seconds=100),
+            ),
+            AgentStatus(name="POP-3", onts=4),  # never heard from
+        ]
+    )
+    engine.agents = board
+    s = scrape(engine, clock)
+    assert s[one("ontwatch_agent_up", "POP-1")] == 1
+    assert s[one("ontwatch_agent_up", 'POP "2"')] == 0
+    assert s[one("ontwatch_agent_up", "POP-3")] == 0
+    assert s[one("ontwatch_agent_state", 'POP "2"', state="lost")] == 1
+    assert s[one("ontwatch_agent_state", 'POP "2"', state="ok")] == 0
+    assert s[one("ontwatch_agent_state", "POP-3", state="waiting")] == 1
+    assert s[one("ontwatch_agent_onts", "POP-1")] == 1240
+    assert s[one("ontwatch_agent_onts", 'POP "2"')] == 880
+    assert s[one("ontwatch_agent_last_contact_seconds", "POP-1")] == 4
+    assert s[one("ontwatch_agent_last_contact_seconds", 'POP "2"')] == 120
+    assert one("ontwatch_agent_last_contact_seconds", "POP-3") not in s
+    assert s[one("ontwatch_agent_sweep_seconds", "POP-1")] == pytest.approx(0.84)
+    assert s[one("ontwatch_agent_sweep_held", "POP-1")] == 0
+    assert s[one("ontwatch_agent_queue_depth", "POP-1")] == 3
+    assert s[one("ontwatch_agent_skew_seconds", "POP-1")] == -2.5
+    assert s[one("ontwatch_agent_refused_total", "POP-1")] == 2
+    assert s[one("ontwatch_agent_stale_total", "POP-1")] == 7
+    assert s[one("ontwatch_agent_accepted_total", "POP-1")] == 5000
+    assert s[one("ontwatch_agent_reports_total", "POP-1")] == 40
+    # read at each scrape: time passes, the agent comes back
+    clock.advance(seconds=10)
+    board.list[1] = AgentStatus(name='POP "2"', onts=880, last_contact=clock())
+    s = scrape(engine, clock)
+    assert s[one("ontwatch_agent_last_contact_seconds", "POP-1")] == 14
+    assert s[one("ontwatch_agent_up", 'POP "2"')] == 1
+    assert s[one("ontwatch_agent_state", 'POP "2"', state="ok")] == 1
+
+
+async def test_engine_stale_counter(engine: Engine, clock: ManualClock) -> None:
+    """A late agent observation (older than the ONT's last) is counted, by source."""
+    if not hasattr(engine, "stale"):
+        pytest.fail("the engine has no stale counter")
+    await engine.ingest(Observation.agent("1", 0, clock()))
+    await engine.ingest(Observation.agent("1", 3, clock() - timedelta(seconds=30)))
+    s = scrape(engine, clock)
+    assert s[("ontwatch_stale_observations_total", (("source", Source.AGENT.value),))] == 1
