@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -107,3 +110,132 @@ async def test_a_silent_area_is_one_mass_outage(
     # The members' own messages are folded into it: the first lost probe opened their
     # incidents and the outage was seen in that same sweep.
     assert all(not n.payload["notify"] for n in notes if n.ont_id)
+
+
+# -- the quick second echo (monitor.rounds) ----------------------------------------------
+
+
+def with_gone(answering: list[Ont], ip: str) -> list[Ont]:
+    """The answering ONTs and G, alone in its area (no mass outage), at ip."""
+    return [*answering, Ont(id="G", area="Gone", ip=ip)]
+
+
+class SteppingClock:
+    """The test's clock, moved one second at each read: each echo's time is its own."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    def __call__(self) -> datetime:
+        return self.clock.advance(seconds=1)
+
+
+async def test_an_ont_going_silent_is_off_within_one_round(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock, reads: Queries
+) -> None:
+    await engine.upsert(with_gone(onts("127.3.2", 20, "Answer"), "127.2.3.1"))
+    prober = Prober(engine, sweeper, interval=5, clock=SteppingClock(clock))
+    first = await prober.sweep_once()
+    assert (first.replied, first.retried) == (21, 0)  # a healthy network: one echo each
+    with nft_table(silence_rule("127.2.3.1")):
+        clock.advance(seconds=5)
+        report = await prober.sweep_once()
+        assert (report.targets, report.silent, report.retried) == (21, 1, 1)
+        assert "1 retried" in report.reason
+        g = engine.get("G")[1]  # type: ignore[index]
+        assert (g.status, g.rto_count) == (Status.OFF, 2)  # down_after 2, in one round
+        # Both echoes applied, in time order, each at the time it was known.
+        rows = [r for r in reversed(await reads.history("G")) if r.rto_count]
+        assert [r.rto_count for r in rows] == [1, 2]
+        assert rows[0].at < rows[1].at
+        clock.advance(seconds=5)
+        later = await prober.sweep_once()
+        assert later.retried == 0  # silent last time: no more echoes for an ONT long dark
+        assert engine.get("G")[1].rto_count == 3  # type: ignore[index]
+    clock.advance(seconds=5)
+    back = await prober.sweep_once()
+    assert (back.replied, back.retried) == (21, 0)
+    assert engine.get("G")[1].status is Status.ON  # type: ignore[index]
+
+
+async def test_with_the_retry_off_it_takes_two_sweeps(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock
+) -> None:
+    await engine.upsert(with_gone(onts("127.3.3", 12, "Answer"), "127.2.4.1"))
+    prober = Prober(engine, sweeper, interval=5, clock=clock, retry=False)
+    await prober.sweep_once()
+    with nft_table(silence_rule("127.2.4.1")):
+        clock.advance(seconds=5)
+        report = await prober.sweep_once()
+        assert report.retried == 0
+        g = engine.get("G")[1]  # type: ignore[index]
+        assert g.rto_count == 1 and g.status is not Status.OFF
+        clock.advance(seconds=5)
+        await prober.sweep_once()
+        assert engine.get("G")[1].status is Status.OFF  # type: ignore[index]
+
+
+async def test_after_a_restart_an_ont_that_was_on_is_retried(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock
+) -> None:
+    await engine.upsert(with_gone(onts("127.3.4", 12, "Answer"), "127.2.5.1"))
+    await Prober(engine, sweeper, interval=5, clock=clock).sweep_once()  # all ON
+    fresh = Prober(engine, sweeper, interval=5, clock=clock)  # knows nothing of past echoes
+    with nft_table(silence_rule("127.2.5.1")):
+        clock.advance(seconds=5)
+        report = await fresh.sweep_once()
+    assert report.retried == 1  # the engine's state said ON
+    assert engine.get("G")[1].status is Status.OFF  # type: ignore[index]
+
+
+async def test_the_gate_holding_retries_nothing_and_remembers_who_answered(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock
+) -> None:
+    await engine.upsert(onts("127.2.6", 12, "Baciro"))
+    prober = Prober(engine, sweeper, interval=5, clock=clock)
+    await prober.sweep_once()
+    with nft_table(silence_rule("127.2.6.0/24")):
+        clock.advance(seconds=5)
+        held = await prober.sweep_once()
+        assert held.held and held.retried == 0
+    # Back, but one ONT stays silent: it answered before the gate held, so it is retried.
+    with nft_table(silence_rule("127.2.6.1")):
+        clock.advance(seconds=5)
+        report = await prober.sweep_once()
+    assert not report.held and report.retried == 1
+    assert engine.get("Baciro-1")[1].status is Status.OFF  # type: ignore[index]
+
+
+@dataclass
+class Board:
+    """The AgentBoard port, as monitor.agents.AgentDesk answers it: a fixed assignment."""
+
+    theirs: frozenset[str]
+    asked: int = 0
+
+    def statuses(self) -> Sequence[Any]:
+        return ()
+
+    def assigned(self) -> frozenset[str]:
+        self.asked += 1
+        return self.theirs
+
+
+async def test_onts_an_agent_sweeps_are_left_to_it(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock
+) -> None:
+    mine = onts("127.3.5", 12, "Pusat")
+    theirs = onts("127.2.7", 5, "Pop2")
+    await engine.upsert(mine + theirs)
+    board = Board(frozenset(o.id for o in theirs))
+    engine.agents = board
+    prober = Prober(engine, sweeper, interval=5, clock=clock)
+    with nft_table(silence_rule("127.2.7.0/24")):
+        report = await prober.sweep_once()
+    assert (report.targets, report.replied, report.silent) == (12, 12, 0)
+    assert board.asked == 1  # once per sweep, not once per ONT
+    assert all(engine.get(o.id)[1].rto_count == 0 for o in theirs)  # type: ignore[index]
+    assert all(engine.get(o.id)[1].status is Status.UNKNOWN for o in theirs)  # type: ignore[index]
+    board.theirs = frozenset()  # revoked: the centre sweeps them again
+    report = await prober.sweep_once()
+    assert report.targets == 17
