@@ -70,7 +70,7 @@ class StepClock:
         return T0 + timedelta(seconds=self.reads)
 
 
-def addrs(n: int, prefix: str = "127.21.0") -> list[str]:
+def addrs(n: int, prefix: str = "127.23.0") -> list[str]:
     return [f"{prefix}.{i}" for i in range(1, n + 1)]
 
 
@@ -177,10 +177,10 @@ async def test_the_gate_decides_on_the_first_sweep(case: GateCase) -> None:
 
 
 async def test_an_address_given_twice_gets_one_echo_and_one_retry() -> None:
-    sweeper = ScriptedSweeper(silent=[{"127.21.0.1"}])
-    result, _ = await run(sweeper, ["127.21.0.1", "127.21.0.2", "127.21.0.1"])
-    assert sweeper.calls == [["127.21.0.1", "127.21.0.2"], ["127.21.0.1"]]
-    assert result.targets == 2 and len(result.echoes["127.21.0.1"]) == 2
+    sweeper = ScriptedSweeper(silent=[{"127.23.0.1"}])
+    result, _ = await run(sweeper, ["127.23.0.1", "127.23.0.2", "127.23.0.1"])
+    assert sweeper.calls == [["127.23.0.1", "127.23.0.2"], ["127.23.0.1"]]
+    assert result.targets == 2 and len(result.echoes["127.23.0.1"]) == 2
 
 
 async def test_errors_count_the_latest_echo() -> None:
@@ -245,20 +245,20 @@ async def real_round(
 
 @real
 async def test_real_healthy_round_is_one_short_sweep(sweeper: Sweeper) -> None:
-    result = await real_round(sweeper, addrs(50, "127.21.1"))
+    result = await real_round(sweeper, addrs(50, "127.23.1"))
     assert (result.replied, result.retried) == (50, 0)
     assert result.duration < TIMEOUT  # every echo answered: the sweep ends before its deadline
 
 
 @real
 async def test_real_silenced_addresses_are_confirmed_within_the_round(sweeper: Sweeper) -> None:
-    targets = addrs(30, "127.21.2")
-    dark = {"127.21.2.29", "127.21.2.30"}  # silent before: not retried
-    with nft_table(silence_rule("127.21.2.25-127.21.2.30")):
+    targets = addrs(30, "127.23.2")
+    dark = {"127.23.2.29", "127.23.2.30"}  # silent before: not retried
+    with nft_table(silence_rule("127.23.2.25-127.23.2.30")):
         result = await real_round(sweeper, targets, answered_last=lambda a: a not in dark)
     assert (result.replied, result.silent, result.retried) == (24, 6, 4)
     for i in range(25, 29):
-        first, second = result.echoes[f"127.21.2.{i}"]
+        first, second = result.echoes[f"127.23.2.{i}"]
         assert not first.replied and not second.replied
         # The retry is its own sweep, waited out to its own deadline: about one timeout later.
         gap = (second.at - first.at).total_seconds()
@@ -290,18 +290,18 @@ class LiftAfterFirst:
 @real
 async def test_real_retry_probes_again(sweeper: Sweeper) -> None:
     """An address silenced only during the first sweep answers the retry."""
-    targets = addrs(12, "127.21.3")
+    targets = addrs(12, "127.23.3")
     with ExitStack() as rules:
-        rules.enter_context(nft_table(silence_rule("127.21.3.5")))
+        rules.enter_context(nft_table(silence_rule("127.23.3.5")))
         result = await real_round(LiftAfterFirst(sweeper, rules), targets)
-    assert [e.replied for e in result.echoes["127.21.3.5"]] == [False, True]
+    assert [e.replied for e in result.echoes["127.23.3.5"]] == [False, True]
     assert (result.replied, result.silent, result.retried) == (12, 0, 1)
 
 
 @real
 async def test_real_gate_holds_and_nothing_is_sent_again(sweeper: Sweeper) -> None:
-    targets = addrs(12, "127.21.4")
-    with nft_table(silence_rule("127.21.4.0/24")):
+    targets = addrs(12, "127.23.4")
+    with nft_table(silence_rule("127.23.4.0/24")):
         result = await real_round(sweeper, targets)
     assert result.held and result.retried == 0 and result.silent == 12
     assert all(len(e) == 1 for e in result.echoes.values())
