@@ -389,6 +389,14 @@ def cmd_run(settings: Settings, demo: bool) -> int:
     return 0
 
 
+def cmd_agent() -> int:
+    """Run a probe agent until SIGINT/SIGTERM; its own settings (agent/settings.py)."""
+    from agent.runner import main as run_agent
+    from agent.settings import load_agent_settings
+
+    return run_agent(load_agent_settings())
+
+
 # Every subcommand: a line of description and an example (shown by `ontwatch CMD --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
@@ -434,6 +442,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": (
         "Manage the logins of the web pages: add, list, disable, enable, remove.",
         "ontwatch user add budi --role operator",
+    ),
+    "agent": (
+        "Run a probe agent inside a POP (docs/agents.md): sweep the ONTs the centre assigns, "
+        "queue each report on disk (ONTWATCH_AGENT_QUEUE) and send it to ONTWATCH_CENTRAL_URL "
+        "with the agent's token; reports wait in the queue while the centre is unreachable.",
+        "ONTWATCH_CENTRAL_URL=https://noc.example.net ONTWATCH_AGENT_NAME=POP-2 "
+        "ONTWATCH_AGENT_TOKEN_FILE=/etc/ontwatch/agent.token ontwatch agent",
     ),
 }
 
@@ -500,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("restore", help="replace the database with a backup (service stopped)")
     res.add_argument("file", type=Path)
     add_user_parser(sub)
+    sub.add_parser("agent", help="run a probe agent inside a POP (docs/agents.md)")
     _explain(sub)
     return p
 
@@ -508,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "agent":
+            return cmd_agent()
         settings = load_settings()
         if args.command == "run":
             if args.demo:
