@@ -26,6 +26,8 @@ from monitor.engine import Engine
 from monitor.model import Observation, Ont, OntState, Source, Status
 from monitor.records import decision_json, ont_json
 from monitor.view import EngineView
+from ontwatch.agents_cli import add_parser as add_agents_parser
+from ontwatch.agents_cli import run as run_agents
 from ontwatch.demo import fresh_demo_database
 from ontwatch.logs import setup_logging
 from ontwatch.service import Service, utcnow
@@ -450,6 +452,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ONTWATCH_CENTRAL_URL=https://noc.example.net ONTWATCH_AGENT_NAME=POP-2 "
         "ONTWATCH_AGENT_TOKEN_FILE=/etc/ontwatch/agent.token ontwatch agent",
     ),
+    "agents": (
+        "Probe agents (docs/agents.md): list them with their ONTs, last contact, sweep, queue "
+        "and state (--json for machines); add one (its token is printed once), set its areas "
+        "and prefixes, give it a new token, revoke or remove it.",
+        "ontwatch agents add POP-2 --area Baciro --prefix 10.2.0.0/16",
+    ),
 }
 
 
@@ -516,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("file", type=Path)
     add_user_parser(sub)
     sub.add_parser("agent", help="run a probe agent inside a POP (docs/agents.md)")
+    add_agents_parser(sub)
     _explain(sub)
     return p
 
@@ -547,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_backup(settings, args.keep)
         if args.command == "user":
             return run_user(settings, args)
+        if args.command == "agents":
+            return run_agents(settings, args, ApiClient(settings))
         if args.command == "restore":
             return cmd_restore(settings, args.file)
     except SettingsError as exc:

@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         le=1,
         validation_alias=_env("ONTWATCH_HEALTH_SILENT_SHARE", "health_silent_share"),
     )
+    # Probe agents (docs/agents.md): silent for more than this many of its intervals (and
+    # never less than 10 s) an agent is lost: one alert, its ONTs UNKNOWN, not OFF.
+    agent_lost_after: float = Field(
+        3.0,
+        gt=1,
+        le=100,
+        validation_alias=_env("ONTWATCH_AGENT_LOST_AFTER", "agent_lost_after"),
+    )
     # Who may see what (web/auth.py). Beyond loopback a login is required anyway.
     login_required: bool = Field(
         False, validation_alias=_env("ONTWATCH_LOGIN_REQUIRED", "login_required")
