@@ -106,7 +106,7 @@ _SSE_EVENT = {
     "properties": {
         "event": {
             "type": "string",
-            "enum": ["hello", "reload", "onts", "notifications", "read", "stats"],
+            "enum": ["hello", "reload", "onts", "notifications", "read", "stats", "agents"],
         },
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
@@ -288,7 +288,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": _json({"type": "object"})},
     },
     ("GET", "/api/events"): {
-        "summary": "Live event stream (server-sent events): onts, notifications, read, stats",
+        "summary": "Live event stream (server-sent events): onts, notifications, read, stats, "
+        "agents",
         "parameters": [
             {"name": "lang", "in": "query", "schema": {"type": "string", "enum": ["id", "en"]}},
             {
@@ -302,7 +303,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {
             "200": {
                 "description": "frames: hello first, then reload | onts | notifications | "
-                "read | stats; `: ping` every 15 s",
+                "read | stats | agents (the probe agents, as GET /api/agents lists them, when "
+                "they changed; looked at every 5 s); `: ping` every 15 s",
                 # before OpenAPI 3.2, the schema of a text/event-stream describes each event
                 "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             }

@@ -5,6 +5,10 @@ merged by id, latest wins), flushes at most every `flush_interval`, keeps the re
 in a ring for Last-Event-ID resume and hands each frame to every client's bounded queue. A
 client whose queue overflows is disconnected (it reconnects and resumes) and counted; it
 never slows the hub, let alone the engine.
+
+Probe agents change without any commit (a report that changes no ONT still moves the agent's
+last contact): every `agents_every` seconds the hub reads them from the view and, when they
+differ from the last `agents` frame, wakes the flush that sends the new one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from web.frames import (
     Burst,
     Frame,
     Ring,
+    agents_data,
     chunks,
     encode,
     notifications_data,
@@ -57,6 +62,7 @@ class HubConfig:
     ring_frames: int = 2000
     ring_bytes: int = 32 * 2**20
     queue_bursts: int = 64  # flushes a client may be behind before it is cut off
+    agents_every: float = 5.0  # seconds between looks at the probe agents
 
 
 @dataclass(eq=False, slots=True)
@@ -103,6 +109,9 @@ class EventHub:
         self.unread = 0
         self._horizon = 0  # highest notification id already counted in unread
         self._stats: dict[str, Any] | None = None
+        self._agents: dict[str, Any] = {"agents": []}  # as the last `agents` frame said
+        self._agents_due: dict[str, Any] | None = None  # what the next flush sends
+        self._agents_task: asyncio.Task[None] | None = None
         self._tally = Tally()
         self._pending: list[Frame] = []  # frames of the flush being built
         self._synced_at = 0.0  # loop time of the last unread count read from the database
@@ -131,6 +140,8 @@ class EventHub:
         self._synced_at = asyncio.get_running_loop().time()
         self._stats = self._stats_now()
         self._task = asyncio.create_task(self._run(), name="ontwatch-events")
+        self._agents = agents_data(self.view.agents())
+        self._agents_task = asyncio.create_task(self._watch_agents(), name="ontwatch-agents")
 
     async def stop(self) -> None:
         """Unsubscribe, end every stream, stop the flush task."""
@@ -138,10 +149,11 @@ class EventHub:
             self._unsubscribe()
             self._unsubscribe = None
         self.close_clients()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._agents_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._agents_task = None
 
     def close_clients(self) -> None:
         """Tell every stream to end (a client with a full queue is cut off)."""
@@ -178,6 +190,19 @@ class EventHub:
             except Exception:
                 log.exception("event stream: a flush of %d feed items failed", len(items))
             last_flush = loop.time()
+
+    async def _watch_agents(self) -> None:
+        """Look at the agents now and then; a change is sent by the next flush."""
+        while True:
+            await asyncio.sleep(self.config.agents_every)
+            try:
+                data = agents_data(self.view.agents())
+            except Exception:
+                log.exception("event stream: reading the probe agents failed")
+                continue
+            if data != self._agents:
+                self._agents = self._agents_due = data
+                self._wake.set()
 
     def _coalesce(self, items: list[FeedItem]) -> _Batch:
         batch = _Batch()
@@ -241,6 +266,9 @@ class EventHub:
         if stats != self._stats:
             self._stats = stats
             self._emit("stats", stats)
+        if self._agents_due is not None:
+            self._emit("agents", self._agents_due)
+            self._agents_due = None
 
     def _stats_now(self) -> dict[str, Any]:
         return stats_data(self._tally.counts(), self.unread, self.view.outages())

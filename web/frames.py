@@ -16,10 +16,11 @@ from typing import Any
 
 from i18n import Lang
 from i18n.notices import render as render_notice
+from monitor.agents import AgentStatus
 from monitor.model import Ont, OntState
 from monitor.outages import MassOutage
 from monitor.ports import Notification
-from monitor.records import iso, notification_json, ont_json
+from monitor.records import agent_json, iso, notification_json, ont_json
 from monitor.view import Counts
 
 log = logging.getLogger(__name__)
@@ -167,3 +168,8 @@ def stats_data(counts: Counts, unread: int, outages: Sequence[MassOutage]) -> di
             for o in outages
         ],
     }
+
+
+def agents_data(statuses: Sequence[AgentStatus]) -> dict[str, Any]:
+    """The `agents` frame: every probe agent (monitor.records.agent_json), in name order."""
+    return {"agents": [agent_json(a) for a in statuses]}

@@ -11,10 +11,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from i18n.words import severity_label, status_label
+from monitor.agents import AgentStatus
 from monitor.engine import UnknownOnt
 from monitor.model import Incident, Ont, OntState, Severity, Status
 from monitor.ports import HistoryRow
-from monitor.records import ont_json
+from monitor.records import agent_state, ont_json
 from web import texts
 from web.app import WebDeps, request_lang, tz_name, web_deps
 from web.display import (
@@ -90,9 +91,55 @@ def offline_row(ont: Ont, state: OntState, d: WebDeps, lang: texts.Lang) -> Offl
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """One probe agent in the dashboard's panel (dashboard.js builds the same from the
+    event stream's `agents` frame)."""
+
+    name: str
+    state: str  # ok, waiting, blind, lost, revoked (monitor.records.agent_state)
+    state_label: str
+    onts: int
+    contact: str  # '4 dtk lalu' / 'never'
+    contact_iso: str
+    sweep: str
+    queue: int
+
+
+def seconds(value: float | None, lang: texts.Lang) -> str:
+    """A short span such as a sweep's: '0,84 dtk' / '0.84 s' below a minute, else a duration."""
+    if value is None:
+        return "-"
+    if value >= 60:
+        return duration(value, lang)
+    text = f"{max(0.0, value):.2f}"
+    unit = texts.labels(lang)["unit_s"]
+    return f"{text.replace('.', ',') if lang == 'id' else text} {unit}"
+
+
+def agent_row(status: AgentStatus, d: WebDeps, lang: texts.Lang) -> AgentRow:
+    """An agent with its state in words and how long ago it last reported."""
+    state = agent_state(status)
+    since = when(status.lost_since, d.tz)
+    contact = status.last_contact
+    return AgentRow(
+        name=status.name,
+        state=state,
+        state_label=texts.label(lang, f"agent_{state}", since=since),
+        onts=status.onts,
+        contact=texts.label(lang, "ago", dur=duration(d.clock() - contact, lang))
+        if contact is not None
+        else texts.label(lang, "never"),
+        contact_iso=contact.isoformat() if contact is not None else "",
+        sweep=seconds(status.sweep.duration, lang) if status.sweep is not None else "-",
+        queue=status.queue_depth,
+    )
+
+
 @routes.get("/")
 async def dashboard(request: web.Request) -> web.Response:
-    """Counts, incidents by severity, mass outages, worst areas, offline list, latest alerts."""
+    """Counts, incidents by severity, mass outages, worst areas, probe agents, offline list,
+    latest alerts."""
     d, lang = web_deps(request), request_lang(request)
     counts = d.view.counts()
     latest = [notice_row(n, lang, d.tz) for n in await d.reads.notifications(limit=LATEST_ITEMS)]
@@ -120,6 +167,7 @@ async def dashboard(request: web.Request) -> web.Response:
         "worst": worst,
         "offline": rows,
         "offline_more": max(0, len(offline) - OFFLINE_ROWS),
+        "agents": [agent_row(a, d, lang) for a in d.view.agents()],
         "latest": latest,
         "header": head,
     }

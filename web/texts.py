@@ -52,6 +52,20 @@ LABELS: dict[str, dict[Lang, str]] = {
     "offline_list": {"id": "ONT mati (terlama dulu)", "en": "Offline ONTs (longest first)"},
     "no_offline": {"id": "Semua ONT online.", "en": "Every ONT is online."},
     "latest_notifications": {"id": "Notifikasi terbaru", "en": "Latest notifications"},
+    "agents": {"id": "Agen probe", "en": "Probe agents"},
+    "col_agent": {"id": "Agen", "en": "Agent"},
+    "col_state": {"id": "Keadaan", "en": "State"},
+    "col_onts": {"id": "ONT", "en": "ONTs"},
+    "col_contact": {"id": "Kontak terakhir", "en": "Last contact"},
+    "col_sweep": {"id": "Sapuan", "en": "Sweep"},
+    "col_queue": {"id": "Antrean", "en": "Queue"},
+    "agent_ok": {"id": "normal", "en": "ok"},
+    "agent_waiting": {"id": "belum pernah melapor", "en": "no report yet"},
+    "agent_blind": {"id": "tidak bisa menjangkau ONT-nya", "en": "cannot reach its ONTs"},
+    "agent_lost": {"id": "hilang sejak {since}", "en": "lost since {since}"},
+    "agent_revoked": {"id": "dicabut", "en": "revoked"},
+    "ago": {"id": "{dur} lalu", "en": "{dur} ago"},
+    "never": {"id": "belum pernah", "en": "never"},
     # columns
     "col_ont": {"id": "ONT", "en": "ONT"},
     "col_name": {"id": "Nama", "en": "Name"},
@@ -178,7 +192,7 @@ LOGIN_LABELS: dict[str, dict[Lang, str]] = {
 JS_KEYS: tuple[str, ...] = tuple(
     k
     for k in LABELS
-    if k.startswith(("live_", "popup_", "legend_"))
+    if k.startswith(("live_", "popup_", "legend_", "agent_"))
     or k
     in {
         "col_rto",
@@ -206,6 +220,8 @@ JS_KEYS: tuple[str, ...] = tuple(
         "no_outages",
         "no_worst_areas",
         "close",
+        "ago",
+        "never",
     }
 )
 

@@ -1,4 +1,5 @@
-// The dashboard: counts, severities, outages, worst areas, offline list and latest notifications, live.
+// The dashboard: counts, severities, outages, worst areas, probe agents, offline list and latest
+// notifications, live.
 
 import { el, ontHref, syncEmpty } from "./dom.js";
 import { duration, since, t, when } from "./format.js";
@@ -10,6 +11,7 @@ const OFFLINE_ROWS = 500;
 const LATEST_ITEMS = 20;
 const WORST_AREAS = 10;
 const AREAS_EVERY_MS = 2000;
+const CONTACTS_EVERY_MS = 5000;
 
 function setText(id, value) {
   const node = document.getElementById(id);
@@ -81,6 +83,48 @@ function renderAreas(byArea) {
     el("span", { class: "line", text: t("area_line", a) }),
   )));
   syncEmpty(list);
+}
+
+// Probe agents: the stream's `agents` frame (sent when they changed) replaces the table; the
+// ages of their last contact tick here in between.
+function contactText(iso) {
+  return iso ? t("ago", { dur: duration(since(iso)) }) : t("never");
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return "-";
+  if (value >= 60) return duration(value);
+  const text = Math.max(0, value).toFixed(2);
+  return `${document.documentElement.lang === "id" ? text.replace(".", ",") : text} ${t("unit_s")}`;
+}
+
+function agentRow(agent) {
+  return el(
+    "tr",
+    { "data-agent": agent.name, "data-state": agent.state, "data-contact": agent.last_contact || "", class: `agent-${agent.state}` },
+    el("td", { class: "name", text: agent.name }),
+    el("td", { class: "state", text: t("agent_" + agent.state, { since: when(agent.lost_since) }) }),
+    el("td", { class: "onts", text: agent.onts }),
+    el("td", { class: "contact", text: contactText(agent.last_contact) }),
+    el("td", { class: "sweep", text: agent.sweep ? seconds(agent.sweep.duration) : "-" }),
+    el("td", { class: "queue", text: agent.queue_depth }),
+  );
+}
+
+function applyAgents(data) {
+  const body = document.getElementById("agents-list");
+  if (!body) return;
+  const agents = Array.isArray(data.agents) ? data.agents : [];
+  body.replaceChildren(...agents.map(agentRow));
+  const panel = document.getElementById("agents-panel");
+  if (panel) panel.hidden = agents.length === 0;
+}
+
+function tickContacts() {
+  for (const row of document.querySelectorAll("#agents-list tr[data-contact]")) {
+    const cell = row.querySelector(".contact");
+    if (cell) cell.textContent = contactText(row.dataset.contact);
+  }
 }
 
 function offlineRow(ont) {
@@ -193,6 +237,8 @@ initKeys();
 on("stats", applyStats);
 on("onts", applyOnts);
 on("notifications", applyNotifications);
+on("agents", applyAgents);
 on("reload", reloadPage);
 setInterval(tickDurations, 15000);
+setInterval(tickContacts, CONTACTS_EVERY_MS);
 start();

@@ -3,7 +3,7 @@
 
 import { t } from "./format.js";
 
-const TYPES = ["hello", "reload", "onts", "notifications", "read", "stats"];
+const TYPES = ["hello", "reload", "onts", "notifications", "read", "stats", "agents"];
 const handlers = new Map(TYPES.map((type) => [type, []]));
 const lang = document.documentElement.lang || "id";
 let source = null;
