@@ -11,7 +11,7 @@ from typing import Any
 
 from i18n import Lang
 from i18n.reasons import render as render_reason
-from monitor.agents import AgentStatus, SweepStats
+from monitor.agents import AgentStatus
 from monitor.model import Decision, Ont, OntState, Reason
 from monitor.ports import HistoryRow, Notification
 
@@ -126,41 +126,7 @@ def agent_state(status: AgentStatus) -> str:
     return "ok"
 
 
-def sweep_json(sweep: SweepStats | None) -> dict[str, Any] | None:
-    """An agent's latest sweep as it reported it, or None before its first report."""
-    if sweep is None:
-        return None
-    return {
-        "at": iso(sweep.at),
-        "duration": sweep.duration,
-        "targets": sweep.targets,
-        "replied": sweep.replied,
-        "silent": sweep.silent,
-        "retried": sweep.retried,
-        "held": sweep.held,
-    }
-
-
 def agent_json(status: AgentStatus) -> dict[str, Any]:
-    """A probe agent: AgentStatus's fields (times ISO 8601) plus its state word."""
-    return {
-        "name": status.name,
-        "state": agent_state(status),
-        "onts": status.onts,
-        "revoked": status.revoked,
-        "last_contact": iso(status.last_contact),
-        "interval": status.interval,
-        "lost": status.lost,
-        "lost_since": iso(status.lost_since),
-        "sweep": sweep_json(status.sweep),
-        "queue_depth": status.queue_depth,
-        "queue_oldest": iso(status.queue_oldest),
-        "dropped": status.dropped,
-        "skew_s": status.skew_s,
-        "accepted": status.accepted,
-        "stale": status.stale,
-        "refused": status.refused,
-        "reports": status.reports,
-        "areas": list(status.areas),
-        "prefixes": list(status.prefixes),
-    }
+    """A probe agent: its record (GET /api/agents: AgentStatus's fields, ISO times) plus its
+    state word, which the pages and the CLI show."""
+    return {**status.record(), "state": agent_state(status)}
