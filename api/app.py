@@ -686,6 +686,9 @@ def create_app(d: ApiDeps) -> web.Application:
     """The API application; ontwatch/ adds access control (web.auth.install) in front."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[DEPS] = d
+    from api.agents import routes as agent_routes  # api/agents.py imports this module
+
     app.add_routes(routes)
+    app.add_routes(agent_routes)
     app.add_routes(d.extra_routes)
     return app

@@ -51,6 +51,8 @@ RULES: tuple[Rule, ...] = (
     Rule("POST", "/logout", PUBLIC),
     Rule("GET", "/static/**", PUBLIC),
     Rule("GET", "/healthz", PUBLIC),
+    # Probe agents: the routes demand an agent's own token themselves (api/agents.py).
+    Rule("*", "/api/agent/**", PUBLIC),
     # Marking notifications read is a viewer's write.
     Rule("POST", "/api/notifications/mark-read", Role.VIEWER),
     Rule("POST", "/api/notifications/mark-read/{id}", Role.VIEWER),

@@ -147,6 +147,15 @@ async def identify(request: web.Request) -> Principal | None:
     return await session_principal(request)
 
 
+def _agent_call(request: web.Request) -> bool:
+    """A probe agent's call (a bearer token on /api/agent/**), which may come by IP.
+
+    Those routes answer only to a valid agent token (api/agents.py) and 401 to anything
+    else, so a DNS-rebinding page gains nothing from skipping the Host check there.
+    """
+    return request.rel_url.raw_path.startswith("/api/agent/") and _bearer(request) is not None
+
+
 def _wants_page(request: web.Request) -> bool:
     return request.method in ("GET", "HEAD") and not request.path.startswith(JSON_PREFIXES)
 
@@ -181,7 +190,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Check the Host, set request["principal"], enforce the least role of the access table."""
     cfg = request.app[ACCESS]
     known = await identify(request)
-    if known is None or known.via != "token":
+    if (known is None or known.via != "token") and not _agent_call(request):
         check_host(request, cfg.hosts)  # DNS rebinding; a valid token is no rebinding page
     principal = known or cfg.anonymous(request.method)
     request["principal"] = principal
