@@ -23,6 +23,7 @@ from api.app import ApiDeps, create_app
 from bot.ports import BotConfig, BotStores
 from maps.render import MapRenderer
 from maps.tile_fetch import default_user_agent
+from monitor.agents import AgentDesk
 from monitor.engine import Engine
 from monitor.jobs import Job, build_scheduler
 from monitor.model import Event, Observation, Ont, Source, Status
@@ -36,6 +37,7 @@ from ontwatch.demo import demo_inventory
 from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
 from storage import retention
+from storage.agents import Agents
 from storage.database import Database
 from storage.outbox import BotMessages, ChatPrefs, OutboxStore, Subscriptions
 from storage.queries import Queries
@@ -78,6 +80,7 @@ class Service:
     scheduler: AsyncIOScheduler | None = None
     prober: Prober | None = None
     sweeper: Sweeper | None = None
+    desk: AgentDesk | None = None  # the probe agents (docs/agents.md), as engine.agents
     bot: Any = None  # bot.runtime.BotRuntime when TELEGRAM_BOT_TOKEN is set
     maps: MapRenderer | None = None
     events: Any = None  # web.events.EventHub: GET /api/events
@@ -157,6 +160,7 @@ class Service:
             sinks=sinks,
         )
         await self.engine.start()
+        await self._start_desk()
         if self.bot is not None:
             await self.bot.start(self.engine)  # connects in the background; never blocks start
         if self.demo and not len(EngineView(self.engine)):
@@ -180,6 +184,25 @@ class Service:
             self.port,
             s.db,
         )
+
+    async def _start_desk(self) -> None:
+        """The agents' desk, as engine.agents before the prober and HTTP start.
+
+        Always there, with or without agents: one added by `ontwatch agents add` while the
+        service runs is picked up by the desk's reload (check() re-reads the table), and the
+        central prober must know from its first sweep which ONTs are an agent's to sweep.
+        """
+        assert self.engine is not None and self.db is not None
+        s = self.settings
+        self.desk = AgentDesk(
+            Agents(self.db),
+            self.engine,
+            self.clock,
+            lost_after=s.agent_lost_after,
+            default_interval=s.probe_interval,
+        )
+        await self.desk.start()
+        self.engine.agents = self.desk
 
     def _start_jobs(self) -> None:
         assert self.engine is not None and self.db is not None
@@ -219,6 +242,8 @@ class Service:
                 Job("backup", backup_job, every=s.backup_every_hours * 3600),
                 Job("retention", retention_job, every=s.retention_every_hours * 3600),
                 Job("sessions", sessions_job, every=3600),
+                # liveness of the probe agents, config reloads, contact figures saved
+                *([Job("agents", self.desk.check, every=1)] if self.desk is not None else []),
             ]
         )
         self.scheduler.start()
@@ -360,6 +385,9 @@ class Service:
         if self.events is not None:
             await self.events.stop()  # before the engine: no feed item arrives half-way
             self.events = None
+        if self.desk is not None:
+            await self.desk.stop()  # its contact figures, while the database is open
+            self.desk = None
         if self.engine is not None:
             await self.engine.stop()
         await self.loopwatch.stop()
