@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from api.agents import ReportBody
 from api.records import AreaRename, BulkStatusPush, OntRecord, StatusPush
 from api.spreadsheet import XLSX_TYPE
 
@@ -111,6 +112,67 @@ _SSE_EVENT = {
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+# Probe agents (docs/agents.md; api/agents.py).
+_AGENT_ASSIGNMENT = {
+    "type": "object",
+    "required": ["agent", "version", "refresh_s", "down_after", "critical_rto", "targets"],
+    "properties": {
+        "agent": {"type": "string"},
+        "version": {"type": "string"},
+        "refresh_s": {"type": "integer", "minimum": 1},
+        "down_after": {"type": "integer", "minimum": 1},
+        "critical_rto": {"type": "integer", "minimum": 1},
+        "targets": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [{"type": "string"}, {"type": "string"}],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        },
+    },
+}
+_AGENT_ANSWER = {
+    "type": "object",
+    "required": ["accepted", "stale", "refused", "duplicate", "want_full", "assignment"],
+    "properties": {
+        "accepted": {"type": "integer", "minimum": 0},
+        "stale": {"type": "integer", "minimum": 0},
+        "refused": {"type": "integer", "minimum": 0},
+        "duplicate": {"type": "boolean"},
+        "want_full": {"type": "boolean"},
+        "assignment": {"type": "string"},
+    },
+}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_COUNT = {"type": "integer", "minimum": 0}
+_AGENT_STATUS = {
+    "type": "object",
+    "required": ["name", "onts", "revoked", "last_contact", "lost", "queue_depth"],
+    "properties": {
+        "name": {"type": "string"},
+        "onts": _COUNT,
+        "revoked": {"type": "boolean"},
+        "last_contact": _TIME,
+        "interval": {"type": ["number", "null"]},
+        "lost": {"type": "boolean"},
+        "lost_since": _TIME,
+        "sweep": {"type": ["object", "null"]},
+        "queue_depth": _COUNT,
+        "queue_oldest": _TIME,
+        "dropped": _COUNT,
+        "skew_s": {"type": "number"},
+        "accepted": _COUNT,
+        "stale": _COUNT,
+        "refused": _COUNT,
+        "reports": _COUNT,
+        "areas": {"type": "array", "items": {"type": "string"}},
+        "prefixes": {"type": "array", "items": {"type": "string"}},
     },
 }
 
@@ -338,6 +400,28 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             }
         },
     },
+    ("GET", "/api/agent/assignment"): {
+        "summary": "A probe agent's assignment (agent token; If-None-Match gives 304)",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+        "responses": {
+            "200": _json(_AGENT_ASSIGNMENT),
+            "304": {"description": "unchanged since the ETag given"},
+            "403": _json(_ref("Error"), "not an agent token (the admin or read token)"),
+        },
+    },
+    ("POST", "/api/agent/report"): {
+        "summary": "A probe agent's report (agent token; JSON, optionally gzip-encoded)",
+        "requestBody": _body(_ref("AgentReport")),
+        "responses": {
+            "200": _json(_AGENT_ANSWER),
+            "403": _json(_ref("Error"), "not an agent token (the admin or read token)"),
+        },
+    },
+    ("GET", "/api/agents"): {
+        "summary": "Every configured probe agent: ONTs, last contact, sweep, queue, lost",
+        "responses": {"200": _json({"type": "array", "items": _ref("AgentStatus")})},
+    },
     ("GET", "/healthz"): {
         "summary": "Health of the service (event loop, database, outbox)",
         "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"})},
@@ -393,7 +477,10 @@ def spec(app: web.Application) -> dict[str, Any]:
         "StatusPush": _schema(StatusPush),
         "BulkStatusPush": _schema(BulkStatusPush),
         "AreaRename": _schema(AreaRename),
+        "AgentReport": _schema(ReportBody),
+        "AgentStatus": _AGENT_STATUS,
     }
+    components.update(components["AgentReport"].pop("$defs", {}))  # its sweep and queue
     return {
         "openapi": "3.1.0",
         "info": {"title": "ontwatch API", "version": _version()},
