@@ -54,6 +54,7 @@ class Prober:
     last: SweepReport | None = None
     sweeps: int = 0
     overruns: int = 0
+    retries: int = 0  # second echoes sent since start (the cost of the quick confirmation)
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
     # ONT id -> (the Ont seen, whether its IP can be probed): 10,000 IPs are not re-parsed
     # (ipaddress) on every sweep; an updated ONT is a new object, so it is parsed again.
@@ -177,6 +178,7 @@ class Prober:
         now = self.clock()
         replied, silent = result.replied, result.silent
         self.sweeps += 1
+        self.retries += result.retried
         gate = result.held
         if gate:
             reason = (

@@ -141,6 +141,7 @@ async def test_an_ont_going_silent_is_off_within_one_round(
         clock.advance(seconds=5)
         report = await prober.sweep_once()
         assert (report.targets, report.silent, report.retried) == (21, 1, 1)
+        assert prober.retries == 1
         assert "1 retried" in report.reason
         g = engine.get("G")[1]  # type: ignore[index]
         assert (g.status, g.rto_count) == (Status.OFF, 2)  # down_after 2, in one round
