@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.replies import AGENT_LINES, agents_text
+from bot.texts import when
 from monitor.agents import AgentStatus, SweepStats
 from tests.bot.conftest import Start
 from tests.i18n.language import english_in
@@ -112,3 +113,36 @@ def test_many_agents_are_cut_and_counted() -> None:
     assert text.count("• <b>POP-") == AGENT_LINES
     assert text.endswith("… and 7 more")
     assert agents_text([], "en", ZoneInfo("Asia/Jakarta"), now) == ""
+
+
+async def test_status_with_the_real_desk(start_bot: Start) -> None:
+    """The desk on the bot's own database: a report makes the agent ok, silence makes it lost."""
+    from monitor.agents import AgentDesk, AgentReport
+    from storage.agents import Agents
+
+    h = await start_bot()
+    table = Agents(h.db)
+    await table.add("POP-1", ["Baciro"], [], h.clock())
+    desk = AgentDesk(table, h.engine, h.clock, lost_after=3.0, default_interval=5.0)
+    await desk.start()
+    h.engine.agents = desk
+    try:
+        text = (await h.command("/status")).visible_text
+        assert "• POP-1 · ⏳ no report yet" in text and "2 ONTs · last contact never" in text
+        now = h.clock()
+        sweep = SweepStats(at=now, duration=0.31, targets=2, replied=2, silent=0)
+        obs = [("1", now, 0), ("2", now, 0)]
+        report = AgentReport("e1", 1, now, 5.0, "", True, sweep, 4, None, 0, obs)
+        assert (await desk.report("POP-1", report)).accepted == 2
+        h.clock.advance(seconds=3)
+        text = (await h.command("/status")).visible_text
+        assert "• POP-1 · ✅ ok" in text
+        assert "2 ONTs · last contact 3 s ago · sweep 0.31 s · queue 4" in text
+        h.clock.advance(seconds=30)
+        assert await desk.check() == ["POP-1"]
+        lost_at = when(h.clock(), h.settings.tz)
+        text = (await h.command("/status")).visible_text
+        assert f"• POP-1 · ❌ lost since {lost_at}" in text
+        assert "last contact 33 s ago" in text
+    finally:
+        await desk.stop()

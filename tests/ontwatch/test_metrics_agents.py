@@ -133,3 +133,49 @@ async def test_engine_stale_counter(engine: Engine, clock: ManualClock) -> None:
     await engine.ingest(Observation.agent("1", 3, clock() - timedelta(seconds=30)))
     s = scrape(engine, clock)
     assert s[("ontwatch_stale_observations_total", (("source", Source.AGENT.value),))] == 1
+
+
+async def test_metrics_of_the_real_desk(db: Database, engine: Engine, clock: ManualClock) -> None:
+    """The desk on the same database: refused (a foreign ONT) and stale counted per agent."""
+    from monitor.agents import AgentDesk, AgentReport
+    from storage.agents import Agents
+
+    table = Agents(db)
+    await table.add("POP-1", ["A"], [], clock())
+    await table.add("POP-2", [], ["127.0.99.0/24"], clock())
+    desk = AgentDesk(table, engine, clock, lost_after=3.0, default_interval=5.0)
+    await desk.start()
+    engine.agents = desk
+    try:
+        now = clock.advance(seconds=5)  # after the import's observations
+        sweep = SweepStats(at=now, duration=1.25, targets=2, replied=1, silent=1)
+        obs = [("1", now, 0), ("2", now - timedelta(seconds=1), 1)]
+        first = AgentReport("e1", 1, now, 5.0, "", True, sweep, 0, None, 0, obs)
+        assert (await desk.report("POP-1", first)).accepted == 2
+        late = [("1", now - timedelta(seconds=20), 3)]
+        second = AgentReport("e1", 2, now, 5.0, "", False, sweep, 6, None, 0, late)
+        assert (await desk.report("POP-1", second)).stale == 1
+        foreign = AgentReport("e9", 1, now, 5.0, "", True, None, 0, None, 0, [("1", now, 0)])
+        assert (await desk.report("POP-2", foreign)).refused == 1
+        clock.advance(seconds=2)
+        s = scrape(engine, clock)
+        assert s[one("ontwatch_agent_up", "POP-1")] == 1
+        assert s[one("ontwatch_agent_onts", "POP-1")] == 2
+        assert s[one("ontwatch_agent_onts", "POP-2")] == 0
+        assert s[one("ontwatch_agent_last_contact_seconds", "POP-1")] == 2
+        assert s[one("ontwatch_agent_sweep_seconds", "POP-1")] == 1.25
+        assert s[one("ontwatch_agent_queue_depth", "POP-1")] == 6
+        assert s[one("ontwatch_agent_stale_total", "POP-1")] == 1
+        assert s[one("ontwatch_agent_accepted_total", "POP-1")] == 2
+        assert s[one("ontwatch_agent_reports_total", "POP-1")] == 2
+        assert s[one("ontwatch_agent_refused_total", "POP-2")] == 1
+        assert s[one("ontwatch_agent_refused_total", "POP-1")] == 0
+        assert s[("ontwatch_stale_observations_total", (("source", "agent"),))] == 1
+        clock.advance(seconds=30)
+        assert "POP-1" in await desk.check()
+        s = scrape(engine, clock)
+        assert s[one("ontwatch_agent_up", "POP-1")] == 0
+        assert s[one("ontwatch_agent_state", "POP-1", state="lost")] == 1
+        assert s[("ontwatch_onts", (("status", "UNKNOWN"),))] == 2  # unobserved, not OFF
+    finally:
+        await desk.stop()

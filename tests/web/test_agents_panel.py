@@ -13,9 +13,11 @@ from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
 
-from monitor.agents import AgentStatus, SweepStats
+from monitor.agents import AgentDesk, AgentReport, AgentStatus, SweepStats
 from monitor.engine import Engine
 from monitor.records import agent_json
+from storage.agents import Agents
+from storage.database import Database
 from tests.conftest import ManualClock
 from tests.i18n.language import english_in
 from tests.web.test_events import Live, LiveFactory, by_event, live_factory  # noqa: F401
@@ -205,3 +207,73 @@ async def test_resume_after_a_missed_agents_frame(
         frames = await sse.until("agents")
     assert frames[0].data["resumed"] is True
     assert [a["name"] for a in frames[-1].data["agents"]] == [HOSTILE, "POP-2", "POP-3"]
+
+
+async def real_desk(db: Database, engine: Engine, clock: ManualClock) -> AgentDesk:
+    """The desk on the test's database, with POP-1 sweeping Baciro (sample_onts' area)."""
+    table = Agents(db)
+    await table.add("POP-1", ["Baciro"], [], clock())
+    desk = AgentDesk(table, engine, clock, lost_after=3.0, default_interval=5.0)
+    await desk.start()
+    engine.agents = desk
+    return desk
+
+
+def sweep_report(seq: int, clock: ManualClock, ids: Sequence[str]) -> AgentReport:
+    now = clock()
+    sweep = SweepStats(at=now, duration=0.5, targets=len(ids), replied=len(ids), silent=0)
+    obs = [(i, now, 0) for i in ids]
+    return AgentReport("e1", seq, now, 5.0, "", seq == 1, sweep, 0, None, 0, obs)
+
+
+async def test_panel_and_frames_of_the_real_desk(
+    live_factory: LiveFactory,  # noqa: F811
+    db: Database,
+    engine: Engine,
+    clock: ManualClock,
+) -> None:
+    live: Live = await live_factory(FAST)
+    desk = await real_desk(db, engine, clock)
+    try:
+        async with live.stream() as sse:
+            frames = await sse.until("agents", wait=3)  # configured: the first look sends it
+            (agent,) = frames[-1].data["agents"]
+            assert (agent["name"], agent["state"], agent["onts"]) == ("POP-1", "waiting", 3)
+            clock.advance(seconds=1)
+            await desk.report("POP-1", sweep_report(1, clock, ["1", "2", "3"]))
+            (agent,) = (await sse.until("agents", wait=3))[-1].data["agents"]
+            assert agent["state"] == "ok" and agent["last_contact"] == clock().isoformat()
+            assert agent["sweep"]["duration"] == 0.5 and agent["reports"] == 1
+            clock.advance(seconds=30)
+            assert await desk.check() == ["POP-1"]
+            (agent,) = (await sse.until("agents", wait=3))[-1].data["agents"]
+            assert agent["state"] == "lost" and agent["lost_since"] == clock().isoformat()
+            async with live.session.get(f"{live.base}/api/agents") as r:
+                listed = await r.json()
+            assert [a["name"] for a in listed] == ["POP-1"] and listed[0]["lost"] is True
+    finally:
+        await desk.stop()
+
+
+async def test_panel_of_the_real_desk(
+    client: TestClient,  # noqa: F811
+    db: Database,
+    engine: Engine,
+    clock: ManualClock,
+) -> None:
+    desk = await real_desk(db, engine, clock)
+    try:
+        assert rows(await page(client, "/"))["POP-1"]["data-state"] == "waiting"
+        clock.advance(seconds=1)
+        await desk.report("POP-1", sweep_report(1, clock, ["1", "2", "3"]))
+        clock.advance(seconds=4)
+        body = await page(client, "/", "en")
+        assert rows(body)["POP-1"]["class"] == "agent-ok"
+        assert '<td class="onts">3</td>' in body and '<td class="contact">4 s ago</td>' in body
+        clock.advance(seconds=30)
+        assert await desk.check() == ["POP-1"]
+        body = await page(client, "/", "en")
+        assert rows(body)["POP-1"]["class"] == "agent-lost"
+        assert f"lost since {when(clock(), TZ)}" in body
+    finally:
+        await desk.stop()
