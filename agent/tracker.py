@@ -10,7 +10,6 @@ dropped reports). Table-tested in tests/agent/test_tracker.py.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +41,7 @@ class Tracker:
     full_due: bool = True  # the first report re-states everything
     _order: list[str] = field(default_factory=list)  # assigned ids, sorted: the refresh ring
     _cursor: int = 0
+    _credit: float = 0.0  # ONTs of the ring due but not yet sent (a fraction)
 
     @property
     def climb(self) -> int:
@@ -79,10 +79,10 @@ class Tracker:
         """Whether the ONT's latest echo was answered (unknown counts as answered)."""
         return self.lost.get(ont_id, 0) == 0
 
-    def slice_size(self) -> int:
+    def per_sweep(self) -> float:
         """ONTs per sweep in the refresh ring so that each comes once per refresh_s."""
-        sweeps = max(1, math.floor(self.refresh_s / self.interval)) if self.interval > 0 else 1
-        return math.ceil(len(self._order) / sweeps) if self._order else 0
+        sweeps = max(1.0, self.refresh_s / self.interval) if self.interval > 0 else 1.0
+        return len(self._order) / sweeps
 
     def step(self, echoes: Mapping[str, Sequence[Echo]], *, held: bool = False) -> Step:
         """Take one round's echoes by ONT id; the observations to send for it.
@@ -125,11 +125,15 @@ class Tracker:
         return None
 
     def _refresh_ring(self) -> list[str]:
-        """The next slice of the ring: every ONT once per refresh_s, spread over the sweeps."""
-        n = self.slice_size()
+        """The next slice of the ring: every ONT once per refresh_s, spread over the sweeps
+        (a fraction of an ONT per sweep is carried over, so 10 ONTs at 60 sweeps per refresh
+        go one every sixth sweep, not one every sweep)."""
+        self._credit += self.per_sweep()
+        n = min(int(self._credit), len(self._order))
         if not n:
             return []
+        self._credit -= n
         start = self._cursor
-        ids = [self._order[(start + i) % len(self._order)] for i in range(min(n, len(self._order)))]
+        ids = [self._order[(start + i) % len(self._order)] for i in range(n)]
         self._cursor = (start + n) % len(self._order)
         return ids
