@@ -131,14 +131,32 @@ def block(item: _Item, lang: str, tz: tzinfo, lookup: OntLookup) -> Html:
                 dur=dur,
                 at=at,
             )
-        case EventKind.MONITOR_OFFLINE:
-            return t(lang, "alert_monitor_offline", reason=reason(e.reason, lang), at=at)
-        case EventKind.MONITOR_ONLINE:
-            return t(lang, "alert_monitor_online", reason=reason(e.reason, lang), at=at)
+        case (
+            EventKind.MONITOR_OFFLINE
+            | EventKind.MONITOR_ONLINE
+            | EventKind.AGENT_LOST
+            | EventKind.AGENT_BACK
+        ):
+            return t(lang, _monitor_text(e), reason=reason(e.reason, lang), at=at)
         case _:
             kind = kind_label(e.kind.value, lang_of(lang, "en"))
             why = reason(e.reason, lang)
             return t(lang, "alert_other", kind=kind, name=name, reason=why, at=at)
+
+
+# A probe agent's blind/sees events reuse the monitor's kinds (EventKind.MONITOR_OFFLINE /
+# MONITOR_ONLINE with Event.agent set): they read as the agent's, whose name is in the reason.
+_AGENT_MONITOR_TEXTS = {
+    EventKind.MONITOR_OFFLINE: "alert_agent_blind",
+    EventKind.MONITOR_ONLINE: "alert_agent_sees",
+}
+
+
+def _monitor_text(e: Event) -> str:
+    """The text key of a monitor or probe-agent event."""
+    if e.agent and e.kind in _AGENT_MONITOR_TEXTS:
+        return _AGENT_MONITOR_TEXTS[e.kind]
+    return f"alert_{e.kind.value}"
 
 
 def line(item: _Item, lang: str, tz: tzinfo) -> Html:
@@ -173,6 +191,24 @@ def _is_area_alarm(event: Event) -> bool:
     if not event.area or event.ont_id:
         return False
     return event.kind in (EventKind.MASS_OUTAGE, EventKind.REMINDER)
+
+
+# Events about no ONT that a compact message still gives in full: they are few, and their
+# reason is the news (an agent lost with 1,240 ONTs, the monitor blind).
+_FULL_KINDS = frozenset(
+    {
+        EventKind.MASS_OUTAGE_RESOLVED,
+        EventKind.MONITOR_OFFLINE,
+        EventKind.MONITOR_ONLINE,
+        EventKind.AGENT_LOST,
+        EventKind.AGENT_BACK,
+    }
+)
+
+
+def _in_full(event: Event) -> bool:
+    """Whether a compact message shows this event as its whole block, not one line."""
+    return _is_area_alarm(event) or (event.kind in _FULL_KINDS and not event.ont_id)
 
 
 def _summary(items: Sequence[_Item], lang: str) -> Html:
@@ -220,7 +256,7 @@ def _compact(
     budget = MAX_TEXT - len(parts[0]) - 80  # room for the "… and N more" line
     shown = 0
     for item in items:
-        if _is_area_alarm(item.event) or item.event.kind is EventKind.MASS_OUTAGE_RESOLVED:
+        if _in_full(item.event):
             text = "\n" + block(item, lang, tz, lookup) + "\n"
         else:
             text = line(item, lang, tz)

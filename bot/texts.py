@@ -336,6 +336,22 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "id": "✅ Pemantau melihat jaringan lagi · {reason} · {at}",
         "en": "✅ The monitor sees the network again · {reason} · {at}",
     },
+    "alert_agent_lost": {
+        "id": "📡 <b>AGEN PROBE HILANG</b> · {reason} · {at}",
+        "en": "📡 <b>PROBE AGENT LOST</b> · {reason} · {at}",
+    },
+    "alert_agent_back": {
+        "id": "✅ Agen probe kembali · {reason} · {at}",
+        "en": "✅ Probe agent back · {reason} · {at}",
+    },
+    "alert_agent_blind": {
+        "id": "🛑 <b>AGEN PROBE TIDAK MELIHAT ONT-NYA</b> · {reason} · {at}",
+        "en": "🛑 <b>PROBE AGENT CANNOT SEE ITS ONTS</b> · {reason} · {at}",
+    },
+    "alert_agent_sees": {
+        "id": "✅ Agen probe melihat ONT-nya lagi · {reason} · {at}",
+        "en": "✅ The probe agent sees its ONTs again · {reason} · {at}",
+    },
     "alert_other": {
         "id": "ℹ️ {kind} · {name} · {reason} · {at}",
         "en": "ℹ️ {kind} · {name} · {reason} · {at}",

@@ -2,7 +2,8 @@
 
 `payload` is the stored event payload (storage.codec.event_payload): "reason" ({"code",
 "params"} or an old English string), "ont_id", "area", "status", "rto_count", "duration_s",
-"members", and "ont" (the ONT's record) when the event is about one ONT.
+"members", "agent" (a probe agent's name, agent events only), and "ont" (the ONT's record)
+when the event is about one ONT.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from i18n import Lang
 from i18n.durations import format_duration
 from i18n.reasons import render as render_reason
 from i18n.words import kind_label, severity_label, status_label
-from monitor.model import Event, Ont
+from monitor.model import Event, Ont, Reason
 
 LINES: dict[str, dict[Lang, str]] = {
     "opened": {
@@ -60,8 +61,25 @@ LINES: dict[str, dict[Lang, str]] = {
         "id": "PEMANTAU MELIHAT JARINGAN LAGI · {reason}",
         "en": "MONITOR SEES THE NETWORK AGAIN · {reason}",
     },
+    "agent_lost": {"id": "AGEN PROBE HILANG · {reason}", "en": "PROBE AGENT LOST · {reason}"},
+    "agent_back": {
+        "id": "AGEN PROBE KEMBALI · {reason}",
+        "en": "PROBE AGENT BACK · {reason}",
+    },
+    # monitor_offline / monitor_online of a probe agent (its own uplink to its ONTs)
+    "agent_blind": {
+        "id": "AGEN PROBE TIDAK MELIHAT ONT-NYA · {reason}",
+        "en": "PROBE AGENT CANNOT SEE ITS ONTS · {reason}",
+    },
+    "agent_sees": {
+        "id": "AGEN PROBE MELIHAT ONT-NYA LAGI · {reason}",
+        "en": "PROBE AGENT SEES ITS ONTS AGAIN · {reason}",
+    },
     "other": {"id": "{KIND} · {who}: {reason}", "en": "{KIND} · {who}: {reason}"},
 }
+
+# A monitor event of a probe agent reads as the agent's, not as the central monitor's.
+AGENT_LINES = {"monitor_offline": "agent_blind", "monitor_online": "agent_sees"}
 
 WORDS: dict[str, dict[Lang, str]] = {
     "network": {"id": "seluruh jaringan", "en": "the whole network"},
@@ -87,6 +105,7 @@ def render_event(event: Event, ont: Ont | None, lang: Lang) -> str:
         "rto_count": event.rto_count,
         "duration_s": event.duration.total_seconds() if event.duration is not None else None,
         "members": list(event.members),
+        "agent": event.agent,
     }
     if ont is not None:
         payload["ont"] = ont.record()
@@ -96,7 +115,15 @@ def render_event(event: Event, ont: Ont | None, lang: Lang) -> str:
 def _line_key(kind: str, payload: Mapping[str, Any]) -> str:
     if kind == "reminder" and not payload.get("ont_id") and payload.get("area") is not None:
         return "area_reminder"
+    if kind in AGENT_LINES and _agent(payload):
+        return AGENT_LINES[kind]
     return kind if kind in LINES else "other"
+
+
+def _agent(payload: Mapping[str, Any]) -> str:
+    """The probe agent an event is about: the payload's "agent", else its reason's."""
+    agent = payload.get("agent") or Reason.from_record(payload.get("reason")).param("agent")
+    return agent if isinstance(agent, str) else ""
 
 
 def _values(kind: str, severity: str, payload: Mapping[str, Any], lang: Lang) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Parameters are rendered by their name: `*_s` and `seconds` as durations, `severity` and
 `status` as their labels, `cause` and `parts` as nested reasons, `area` and `ip` with a word
-for "none". A missing parameter shows as '?', never as an error.
+for "none"; other whole numbers with their thousands grouped ('1.240' / '1,240'). A missing
+parameter shows as '?', never as an error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from i18n import Lang
 from i18n.durations import format_duration
+from i18n.numbers import format_count
 from i18n.words import severity_label, status_label
 from monitor.model import Reason, ReasonCode
 
@@ -83,6 +85,32 @@ TEMPLATES: dict[ReasonCode, dict[Lang, str]] = {
         "id": "balasan kembali ({replied} dari {targets}): pemantauan berjalan lagi",
         "en": "replies are back ({replied} of {targets}): probing resumed",
     },
+    ReasonCode.AGENT_LOST: {
+        "id": "agen probe {agent} hilang, {onts} ONT tidak terpantau (diam {silent_s})",
+        "en": "probe agent {agent} lost, {onts} ONTs unobserved (silent {silent_s})",
+    },
+    ReasonCode.AGENT_BACK: {
+        "id": "agen probe {agent} kembali, {onts} ONT terpantau lagi (hilang {away_s})",
+        "en": "probe agent {agent} back, {onts} ONTs observed again (away {away_s})",
+    },
+    ReasonCode.AGENT_BLIND: {
+        "id": "agen probe {agent} tidak bisa menjangkau ONT-nya: {silent} dari {targets} alamat diam "
+        "dalam satu sapuan; alarm ONT-nya ditahan sampai ada balasan lagi",
+        "en": "probe agent {agent} cannot reach its ONTs: {silent} of {targets} addresses "
+        "silent in one sweep; their alerts are held until replies come back",
+    },
+    ReasonCode.AGENT_SEES: {
+        "id": "agen probe {agent} menjangkau ONT-nya lagi ({replied} dari {targets} membalas)",
+        "en": "probe agent {agent} reaches its ONTs again ({replied} of {targets} replied)",
+    },
+    ReasonCode.UNOBSERVED: {
+        "id": "tidak terpantau: agen probe {agent} hilang",
+        "en": "unobserved: probe agent {agent} is lost",
+    },
+    ReasonCode.STALE: {
+        "id": "lebih lama dari pengamatan terakhir: tidak diterapkan",
+        "en": "older than the last observation: not applied",
+    },
     ReasonCode.LEGACY: {"id": "{text}", "en": "{text}"},
 }
 
@@ -133,4 +161,6 @@ def _value(name: str, value: object, lang: Lang) -> str:
         return severity_label(str(value), lang)
     if name == "status":
         return status_label(str(value), lang)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return format_count(value, lang)  # '1.240 ONT' / '1,240 ONTs'
     return str(value)

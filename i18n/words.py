@@ -28,6 +28,8 @@ KIND: dict[str, dict[Lang, str]] = {
     "mass_outage_resolved": {"id": "gangguan massal pulih", "en": "mass outage resolved"},
     "monitor_offline": {"id": "pemantau buta jaringan", "en": "monitor cannot see the network"},
     "monitor_online": {"id": "pemantau melihat lagi", "en": "monitor sees the network again"},
+    "agent_lost": {"id": "agen probe hilang", "en": "probe agent lost"},
+    "agent_back": {"id": "agen probe kembali", "en": "probe agent back"},
 }
 
 

@@ -162,6 +162,8 @@ def event_payload(event: Event, ont: Ont | None) -> dict[str, Any]:
         "members": list(event.members),
         "notify": event.notify,
     }
+    if event.agent:
+        payload["agent"] = event.agent  # agent events only: other payloads keep their shape
     if ont is not None:
         payload["ont"] = ont.record()
     return payload
@@ -170,11 +172,13 @@ def event_payload(event: Event, ont: Ont | None) -> dict[str, Any]:
 def event_from_payload(payload: dict[str, Any]) -> Event:
     """The Event inside a stored payload."""
     duration = payload.get("duration_s")
+    reason = reason_from_stored(payload.get("reason", ""))
+    agent = payload.get("agent") or reason.param("agent")  # the reason names it too
     return Event(
         kind=EventKind(payload["kind"]),
         severity=Severity(payload["severity"]),
         at=parse_ts(payload["at"]),  # type: ignore[arg-type]
-        reason=reason_from_stored(payload.get("reason", "")),
+        reason=reason,
         ont_id=payload.get("ont_id", ""),
         area=payload.get("area", ""),
         status=Status(payload["status"]) if payload.get("status") else None,
@@ -182,4 +186,5 @@ def event_from_payload(payload: dict[str, Any]) -> Event:
         duration=timedelta(seconds=duration) if duration is not None else None,
         members=tuple(payload.get("members", ())),
         notify=payload.get("notify", True),
+        agent=agent if isinstance(agent, str) else "",
     )

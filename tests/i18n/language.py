@@ -51,6 +51,20 @@ FORBIDDEN = (
     "and",
     "in",
     "now",
+    # probe agents ("agen probe" is the Indonesian name; "probe" itself is not on the list)
+    "agent",
+    "lost",
+    "unobserved",
+    "observed",
+    "observation",
+    "reach",
+    "reaches",
+    "cannot",
+    "away",
+    "older",
+    "applied",
+    "its",
+    "their",
 )
 _PATTERN = re.compile(r"\b(" + "|".join(re.escape(w) for w in FORBIDDEN) + r")\b", re.IGNORECASE)
 _UNIT = re.compile(r"\d+ (d|h|min|s)\b")  # English duration units: '4 s', '2 h 5 min'

@@ -140,7 +140,74 @@ CASES: list[tuple[Event, bool, str, str]] = [
         "PEMANTAU MELIHAT JARINGAN LAGI · balasan kembali (90 dari 100): pemantauan berjalan lagi",
         "MONITOR SEES THE NETWORK AGAIN · replies are back (90 of 100): probing resumed",
     ),
+    (
+        ev(
+            K.AGENT_LOST,
+            C,
+            R(ReasonCode.AGENT_LOST, agent="POP-2", onts=1240, silent_s=45),
+            agent="POP-2",
+        ),
+        False,
+        "AGEN PROBE HILANG · agen probe POP-2 hilang, 1.240 ONT tidak terpantau (diam 45 dtk)",
+        "PROBE AGENT LOST · probe agent POP-2 lost, 1,240 ONTs unobserved (silent 45 s)",
+    ),
+    (
+        ev(
+            K.AGENT_BACK,
+            OK,
+            R(ReasonCode.AGENT_BACK, agent="POP-2", onts=1240, away_s=200),
+            agent="POP-2",
+        ),
+        False,
+        "AGEN PROBE KEMBALI · agen probe POP-2 kembali, 1.240 ONT terpantau lagi "
+        "(hilang 3 mnt 20 dtk)",
+        "PROBE AGENT BACK · probe agent POP-2 back, 1,240 ONTs observed again (away 3 min 20 s)",
+    ),
 ]
+
+# A probe agent's own uplink failing, or back: the monitor's kinds, told as the agent's.
+AGENT_MONITOR_CASES: list[tuple[Event, str, str]] = [
+    (
+        ev(
+            K.MONITOR_OFFLINE,
+            C,
+            R(ReasonCode.AGENT_BLIND, agent="POP-2", silent=1200, targets=1240),
+            agent="POP-2",
+        ),
+        "AGEN PROBE TIDAK MELIHAT ONT-NYA · agen probe POP-2 tidak bisa menjangkau ONT-nya: "
+        "1.200 dari 1.240 alamat diam dalam satu sapuan; alarm ONT-nya ditahan sampai ada "
+        "balasan lagi",
+        "PROBE AGENT CANNOT SEE ITS ONTS · probe agent POP-2 cannot reach its ONTs: 1,200 of "
+        "1,240 addresses silent in one sweep; their alerts are held until replies come back",
+    ),
+    (
+        ev(
+            K.MONITOR_ONLINE,
+            OK,
+            R(ReasonCode.AGENT_SEES, agent="POP-2", replied=1239, targets=1240),
+            agent="POP-2",
+        ),
+        "AGEN PROBE MELIHAT ONT-NYA LAGI · agen probe POP-2 menjangkau ONT-nya lagi "
+        "(1.239 dari 1.240 membalas)",
+        "PROBE AGENT SEES ITS ONTS AGAIN · probe agent POP-2 reaches its ONTs again "
+        "(1,239 of 1,240 replied)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "id_text", "en_text"), AGENT_MONITOR_CASES, ids=["blind", "sees"]
+)
+def test_agent_monitor_events_read_as_the_agents(event: Event, id_text: str, en_text: str) -> None:
+    payload = event_payload(event, None)
+    kind, severity = event.kind.value, event.severity.value
+    assert render(kind, severity, payload, "id") == id_text
+    assert render(kind, severity, payload, "en") == en_text
+    assert english_in(id_text) == [], id_text
+    assert render_event(event, None, "en") == en_text
+    # A payload stored without "agent" still names the agent through its reason.
+    del payload["agent"]
+    assert render(kind, severity, payload, "en") == en_text
 
 
 def test_the_table_covers_every_kind() -> None:

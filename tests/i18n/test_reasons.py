@@ -109,6 +109,38 @@ CASES: list[tuple[Reason, str, str]] = [
         "balasan kembali (90 dari 100): pemantauan berjalan lagi",
         "replies are back (90 of 100): probing resumed",
     ),
+    (
+        R(ReasonCode.AGENT_LOST, agent="POP-2", onts=1240, silent_s=45),
+        "agen probe POP-2 hilang, 1.240 ONT tidak terpantau (diam 45 dtk)",
+        "probe agent POP-2 lost, 1,240 ONTs unobserved (silent 45 s)",
+    ),
+    (
+        R(ReasonCode.AGENT_BACK, agent="POP-2", onts=7, away_s=3700),
+        "agen probe POP-2 kembali, 7 ONT terpantau lagi (hilang 1 jam 1 mnt)",
+        "probe agent POP-2 back, 7 ONTs observed again (away 1 h 1 min)",
+    ),
+    (
+        R(ReasonCode.AGENT_BLIND, agent="POP-2", silent=95, targets=100),
+        "agen probe POP-2 tidak bisa menjangkau ONT-nya: 95 dari 100 alamat diam dalam satu "
+        "sapuan; alarm ONT-nya ditahan sampai ada balasan lagi",
+        "probe agent POP-2 cannot reach its ONTs: 95 of 100 addresses silent in one sweep; "
+        "their alerts are held until replies come back",
+    ),
+    (
+        R(ReasonCode.AGENT_SEES, agent="POP-2", replied=25000, targets=25000),
+        "agen probe POP-2 menjangkau ONT-nya lagi (25.000 dari 25.000 membalas)",
+        "probe agent POP-2 reaches its ONTs again (25,000 of 25,000 replied)",
+    ),
+    (
+        R(ReasonCode.UNOBSERVED, agent="POP-2"),
+        "tidak terpantau: agen probe POP-2 hilang",
+        "unobserved: probe agent POP-2 is lost",
+    ),
+    (
+        Reason(ReasonCode.STALE),
+        "lebih lama dari pengamatan terakhir: tidak diterapkan",
+        "older than the last observation: not applied",
+    ),
     (Reason.legacy("went OFF"), "went OFF", "went OFF"),
 ]
 
