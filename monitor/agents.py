@@ -451,6 +451,7 @@ class AgentDesk:
         self._generation = 0  # bumped by every change that may move an ONT
         self._planned = -1  # the generation of the plan
         self._plan_lock = asyncio.Lock()
+        self._computing = False
         self._tokens: dict[str, tuple[str, float]] = {}  # sha256(token) -> (name, checked)
         self._started: datetime | None = None
         self._reloaded = 0.0
@@ -515,8 +516,10 @@ class AgentDesk:
 
     def _on_feed(self, item: FeedItem) -> None:
         """A commit that adds, moves or re-addresses an ONT makes the plan stale (cheap)."""
-        if not isinstance(item, Commit) or self._planned != self._generation:
+        if not isinstance(item, Commit):
             return
+        if self._planned != self._generation and not self._computing:
+            return  # stale already; a change during a computation must still be seen
         known = self._onts
         for ont, _ in item.changed:
             seen = known.get(ont.id)
@@ -538,9 +541,13 @@ class AgentDesk:
                 onts = dict(self.engine.onts)  # a snapshot: the writer changes the dict
                 configs = list(self.configs.values())
                 t = self.engine.thresholds
-                plan = await asyncio.to_thread(
-                    _make_plan, onts, configs, self.refresh_s, t.down_after, t.critical_rto
-                )
+                self._computing = True
+                try:
+                    plan = await asyncio.to_thread(
+                        _make_plan, onts, configs, self.refresh_s, t.down_after, t.critical_rto
+                    )
+                finally:
+                    self._computing = False
                 self._plan, self._onts, self._planned = plan, onts, generation
 
     async def assignment(self, name: str) -> Assignment:

@@ -6,11 +6,15 @@ The desk runs against the real Engine (SqliteStore in tmp_path) and the real age
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from monitor import agents as agents_module
 from monitor.agents import (
     AgentConfig,
     AgentDesk,
@@ -209,6 +213,26 @@ async def test_inventory_change_moves_an_ont_and_changes_the_version(
     await engine.delete("X1")
     assert "X1" not in dict((await desk.assignment("POP-1")).targets)
     assert (await desk.assignment("POP-1")).version == before
+
+
+async def test_a_move_during_a_computation_is_not_missed(
+    desk: AgentDesk, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = agents_module._make_plan
+
+    def slow_plan(*args: Any) -> Any:
+        time.sleep(0.3)  # on the desk's thread: the move below commits meanwhile
+        return real(*args)
+
+    monkeypatch.setattr(agents_module, "_make_plan", slow_plan)
+    await desk.reload()
+    desk._generation += 1
+    computing = asyncio.create_task(desk.refresh())
+    await asyncio.sleep(0.05)
+    assert desk._computing
+    await engine.upsert([Ont("X1", area="Baciro", ip="127.0.3.1")])
+    await computing
+    assert "X1" in dict((await desk.assignment("POP-1")).targets)
 
 
 async def test_state_only_commits_do_not_recompute(desk: AgentDesk, clock: ManualClock) -> None:
