@@ -386,7 +386,10 @@ class Service:
             await self.events.stop()  # before the engine: no feed item arrives half-way
             self.events = None
         if self.desk is not None:
-            await self.desk.stop()  # its contact figures, while the database is open
+            try:
+                await self.desk.stop()  # its contact figures, while the database is open
+            except Exception:  # the engine must still flush its queued writes
+                log.exception("probe agents: contact figures not saved at shutdown")
             self.desk = None
         if self.engine is not None:
             await self.engine.stop()
