@@ -406,6 +406,7 @@ class _Live:
     refused: int = 0
     reports: int = 0
     unsaved: bool = False
+    unobserved: str = ""  # the assignment version whose ONTs were made UNKNOWN when lost
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def contact(self, name: str) -> AgentContact:
@@ -700,6 +701,7 @@ class AgentDesk:
         lost = [name for name in sorted(self._live) if self._verdict(name, now) is Liveness.LOSE]
         for name in lost:
             await self._lose(name, now)
+        await self._unobserve_moved()
         if time.monotonic() - self._saved >= SAVE_EVERY_S:
             await self.save()
         return lost
@@ -716,14 +718,26 @@ class AgentDesk:
         interval = live.interval or self.default_interval
         return liveness(since, interval, live.lost_since is not None, now, self.lost_after)
 
+    async def _unobserve_moved(self) -> None:
+        """ONTs given to an agent while it is lost are not observed either: UNKNOWN too."""
+        for name, live in self._live.items():
+            if live.lost_since is None or name not in self._plan.by_agent:
+                continue
+            assignment = self._plan.by_agent[name]
+            if live.unobserved and live.unobserved != assignment.version:
+                await self.engine.mark_unobserved([i for i, _ in assignment.targets], agent=name)
+            live.unobserved = assignment.version
+
     async def _lose(self, name: str, now: datetime) -> None:
         """One "agent lost" alert; its ONTs UNKNOWN (not OFF); persisted at once."""
         live = self._live[name]
         async with live.lock:
             if live.lost_since is not None:
                 return
-            ids = [ont_id for ont_id, _ in self._assignment(name).targets]
+            assignment = self._assignment(name)
+            ids = [ont_id for ont_id, _ in assignment.targets]
             await self.engine.mark_unobserved(ids, agent=name)
+            live.unobserved = assignment.version
             since = live.last_contact or self._started or now
             silent = round((now - since).total_seconds())
             reason = Reason.of(ReasonCode.AGENT_LOST, agent=name, onts=len(ids), silent_s=silent)

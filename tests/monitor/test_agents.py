@@ -29,7 +29,7 @@ from monitor.agents import (
     skew_of,
 )
 from monitor.engine import Engine
-from monitor.model import Ont, Status
+from monitor.model import Observation, Ont, Status
 from storage.agents import Agents
 from storage.database import Database
 from storage.queries import Queries
@@ -349,6 +349,19 @@ async def test_silent_agent_is_one_lost_alert_and_unknown_then_back(
     assert len(await reads.notifications(kind="agent_back")) == 1
     assert engine.states["B1"].status is Status.ON
     assert not {s.name: s for s in desk.statuses()}["POP-1"].lost
+
+
+async def test_onts_given_to_a_lost_agent_become_unknown_too(
+    desk: AgentDesk, engine: Engine, clock: ManualClock
+) -> None:
+    await engine.ingest(Observation.push("X1", Status.ON, 0, clock()))
+    clock.advance(seconds=20)
+    assert "POP-1" in await desk.check()
+    assert engine.states["X1"].status is Status.ON  # the centre's, not POP-1's
+    await engine.upsert([Ont("X1", area="Baciro", ip="127.0.3.1")])  # now POP-1's
+    clock.advance(seconds=1)
+    assert await desk.check() == []  # no second alert
+    assert engine.states["X1"].status is Status.UNKNOWN
 
 
 async def test_lost_agent_with_a_big_area_is_no_mass_outage(
