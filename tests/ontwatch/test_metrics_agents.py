@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +20,7 @@ from ontwatch import metrics
 from storage.database import Database
 from storage.store import SqliteStore
 from tests.conftest import ManualClock
+from tests.process import ServiceProcess, cli, free_port, service_env
 
 
 class Board:
@@ -179,3 +184,49 @@ async def test_metrics_of_the_real_desk(db: Database, engine: Engine, clock: Man
         assert s[("ontwatch_onts", (("status", "UNKNOWN"),))] == 2  # unobserved, not OFF
     finally:
         await desk.stop()
+
+
+def test_metrics_of_the_service_process(tmp_path: Path) -> None:
+    """`ontwatch run` with an agent added by the CLI: its report shows at /metrics."""
+    env = service_env(tmp_path / "m.db", free_port())
+    token_file = tmp_path / "agent.token"
+    added = cli(
+        "agents", "add", "POP-1", "--area", "Baciro", "--token-file", str(token_file), env=env
+    )
+    assert added.returncode == 0, added.stderr
+    svc = ServiceProcess(env, log=tmp_path / "m.log")
+    try:
+        onts = [{"id": str(i), "area": "Baciro", "ip": f"127.0.5.{i}"} for i in (1, 2)]
+        code, _ = svc.request("POST", "/api/onts", onts)
+        assert code in (200, 201)
+        text = scrape_text(svc)
+        assert 'ontwatch_agent_up{agent="POP-1"} 0.0' in text  # never heard from
+        assert 'ontwatch_agent_state{agent="POP-1",state="waiting"} 1.0' in text
+        now = time.time()
+        body = {
+            "epoch": "m1", "seq": 1, "sent_at": now, "interval": 5.0, "assignment": "",
+            "full": True, "queue": {"depth": 9, "oldest": None, "dropped": 0},
+            "sweep": {"at": now, "duration": 0.25, "targets": 2, "replied": 2, "silent": 0},
+            "obs": [["1", now, 0], ["2", now, 0], ["77", now, 0]],
+        }  # fmt: skip
+        req = urllib.request.Request(
+            svc.base + "/api/agent/report", data=json.dumps(body).encode(), method="POST"
+        )
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Authorization", "Bearer " + token_file.read_text().strip())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.loads(r.read())["refused"] == 1  # 77 is nobody's (or unknown)
+        text = scrape_text(svc)
+        assert 'ontwatch_agent_up{agent="POP-1"} 1.0' in text
+        assert 'ontwatch_agent_onts{agent="POP-1"} 2.0' in text
+        assert 'ontwatch_agent_sweep_seconds{agent="POP-1"} 0.25' in text
+        assert 'ontwatch_agent_queue_depth{agent="POP-1"} 9.0' in text
+        assert 'ontwatch_agent_refused_total{agent="POP-1"} 1.0' in text
+        assert "ontwatch_agent_last_contact_seconds{" in text
+    finally:
+        svc.stop()
+
+
+def scrape_text(svc: ServiceProcess) -> str:
+    with urllib.request.urlopen(svc.base + "/metrics", timeout=10) as r:
+        return r.read().decode()
