@@ -181,14 +181,15 @@ class Prober:
         self.retries += result.retried
         gate = result.held
         if gate:
+            blind = result.blind  # with a retry's canaries that fell silent too
             reason = (
-                f"{silent} of {len(by_ip)} ONT addresses silent in one sweep: the monitor's own "
+                f"{blind} of {len(by_ip)} ONT addresses silent in one round: the monitor's own "
                 "network is the likely fault; ONT alerts are held until replies come back"
             )
             if not self.holding:
                 self.holding = True
                 log.error("%s", reason)
-                why = Reason.of(ReasonCode.MONITOR_BLIND, silent=silent, targets=len(by_ip))
+                why = Reason.of(ReasonCode.MONITOR_BLIND, silent=blind, targets=len(by_ip))
                 await self.engine.announce(
                     Event(EventKind.MONITOR_OFFLINE, Severity.CRITICAL, now, why)
                 )

@@ -6,6 +6,11 @@ missed its echo but answered last time is probed once more right after the sweep
 not two intervals. Addresses already silent are not retried: no extra load on a healthy
 network, none on ONTs long dark.
 
+A retry carries up to CANARIES addresses that just answered: should they fall silent too,
+the monitor's own network failed during the round, and the round is held (the gate again)
+rather than confirming OFF for every ONT swept after the cut. On a healthy network there is
+no retry, so no canary either.
+
 The self-health gate lives here (the prober re-exports it as monitor.prober.gate_holds): the
 round must know whether the gate holds before it decides to retry, and the prober imports
 this module, so the gate cannot live in the prober without a circular import.
@@ -26,6 +31,9 @@ from monitor.sweep import SweepResult
 
 # With fewer probed addresses than this, "all silent" may be real: the self-health gate stays off.
 MIN_GATE_TARGETS = 10
+# Answering addresses probed again with a retry, to tell a cut in the monitor's own network
+# during the sweep from ONTs going dark: the gate's minimum, so the gate can judge them.
+CANARIES = MIN_GATE_TARGETS
 
 
 def gate_holds(targets: int, silent: int, silent_share: float) -> bool:
@@ -63,7 +71,14 @@ class Round:
     retried: int
     errors: int
     duration: float  # seconds, sweep and retry
-    held: bool  # the self-health gate held: nothing retried, losses not to be applied
+    held: bool  # the self-health gate held: losses not to be applied
+    canaries: int = 0  # answering addresses sent along with the retry (see _canaries)
+    canaries_lost: int = 0  # of them, silent in the retry
+
+    @property
+    def blind(self) -> int:
+        """Addresses silent at their latest echo, the canaries' second echo included."""
+        return self.silent + self.canaries_lost
 
     def last(self, address: str) -> bool:
         """Whether the address's latest echo of this round was answered."""
@@ -83,6 +98,19 @@ def _to_retry(
     return [a for a in addresses if not results[a].replied and answered_last(a)]
 
 
+def _canaries(addresses: Sequence[str], first: SweepResult) -> list[str]:
+    """Up to CANARIES addresses that answered the first sweep, spread over the list.
+
+    They ride along with the retry: if the monitor's own network failed during the sweep,
+    the addresses swept after the cut are silent and would be confirmed OFF a second later,
+    before the next sweep's gate could see the whole picture; the canaries falling silent
+    too says it is the monitor, and the round is held.
+    """
+    answered = [a for a in addresses if first.results[a].replied]
+    step = max(1, len(answered) // CANARIES)
+    return answered[::step][:CANARIES]
+
+
 async def probe_round(
     sweeper: Sweeps,
     addresses: Sequence[str],
@@ -95,30 +123,32 @@ async def probe_round(
 
     When the self-health gate holds on the first sweep nothing is retried (the monitor's own
     network is the likely fault, a second echo would only double the load) and the round
-    says held. Each echo carries wall() read when its sweep ended, so a retried address has
-    two echoes about one timeout apart, in time order.
+    says held; it is held as well when the canaries sent with the retry (see _canaries) fall
+    silent. Each echo carries wall() read when its sweep ended, so a retried address has two
+    echoes about one timeout apart, in time order.
     """
     targets = _distinct(addresses)
     started = time.perf_counter()
     first = await sweeper.sweep(targets)
     first_at = wall()
-    silent_first = sum(1 for a in targets if not first.results[a].replied)
-    held = gate_holds(len(targets), silent_first, silent_share)
     echoes: dict[str, tuple[Echo, ...]] = {
         a: (Echo(first_at, first.results[a].replied),) for a in targets
     }
     errors = {a for a in targets if first.results[a].error}
+    silent_first = sum(1 for echo in echoes.values() if not echo[0].replied)
+    held = gate_holds(len(targets), silent_first, silent_share)
     retry = [] if held else _to_retry(targets, first, answered_last)
+    canaries = _canaries(targets, first) if retry else []
+    lost = 0
     if retry:
-        second = await sweeper.sweep(retry)
+        second = await sweeper.sweep(retry + canaries)
         second_at = wall()
         for a in retry:
             result = second.results[a]
             echoes[a] = (*echoes[a], Echo(second_at, result.replied))
-            if result.error:
-                errors.add(a)
-            else:
-                errors.discard(a)
+            (errors.add if result.error else errors.discard)(a)
+        lost = sum(1 for a in canaries if not second.results[a].replied)
+        held = gate_holds(len(canaries), lost, silent_share)
     replied = sum(1 for a in targets if echoes[a][-1].replied)
     return Round(
         echoes=echoes,
@@ -129,4 +159,6 @@ async def probe_round(
         errors=len(errors),
         duration=time.perf_counter() - started,
         held=held,
+        canaries=len(canaries),
+        canaries_lost=lost,
     )

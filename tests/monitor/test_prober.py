@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from monitor.engine import Engine
 from monitor.model import EventKind, Ont, Severity, Status
 from monitor.prober import Prober
-from monitor.sweep import Sweeper, detect_icmp_mode
+from monitor.sweep import Sweeper, SweepResult, detect_icmp_mode
 from storage.queries import Queries
 from tests.conftest import ManualClock
 from tests.netfilter import is_loopback, missing_privileges, nft_table, silence_rule
@@ -240,3 +241,45 @@ async def test_onts_an_agent_sweeps_are_left_to_it(
     board.theirs = frozenset()  # revoked: the centre sweeps them again
     report = await prober.sweep_once()
     assert report.targets == 17
+
+
+@dataclass
+class CutAfterSweep:
+    """The real sweeper; after its next full sweep the monitor's network is cut (a rule)."""
+
+    sweeper: Sweeper
+    rules: ExitStack
+    armed: bool = False
+
+    @property
+    def mode(self) -> str:
+        return self.sweeper.mode
+
+    async def sweep(self, addresses: Sequence[str]) -> SweepResult:
+        result = await self.sweeper.sweep(addresses)
+        if self.armed:
+            self.armed = False
+            self.rules.enter_context(nft_table(silence_rule("127.2.8.0/24")))
+        return result
+
+
+async def test_a_cut_right_after_a_sweep_is_held_not_off(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock, reads: Queries
+) -> None:
+    fleet = onts("127.2.8", 40, "Baciro")
+    await engine.upsert(fleet)
+    with ExitStack() as rules:
+        cutting = CutAfterSweep(sweeper, rules)
+        prober = Prober(engine, cutting, interval=5, clock=clock)
+        await prober.sweep_once()
+        rules.enter_context(nft_table(silence_rule("127.2.8.35-127.2.8.40")))
+        cutting.armed = True
+        clock.advance(seconds=5)
+        report = await prober.sweep_once()
+        assert (report.held, report.retried) == (True, 6)
+        assert all(s.rto_count == 0 and s.status is Status.ON for _, s in engine.items())
+    clock.advance(seconds=5)
+    back = await prober.sweep_once()
+    assert not back.held and back.replied == 40
+    kinds = [n.kind for n in reversed(await reads.notifications())]
+    assert kinds == [EventKind.MONITOR_OFFLINE.value, EventKind.MONITOR_ONLINE.value]

@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 
 from monitor import prober
-from monitor.rounds import MIN_GATE_TARGETS, Round, Sweeps, gate_holds, probe_round
+from monitor.rounds import CANARIES, MIN_GATE_TARGETS, Round, Sweeps, gate_holds, probe_round
 from monitor.sweep import ProbeResult, Sweeper, SweepResult, detect_icmp_mode
 from tests.netfilter import (
     is_loopback,
@@ -74,6 +74,10 @@ def addrs(n: int, prefix: str = "127.23.0") -> list[str]:
     return [f"{prefix}.{i}" for i in range(1, n + 1)]
 
 
+def addrs_wide(n: int) -> list[str]:
+    return [f"127.23.{i // 250}.{i % 250 + 1}" for i in range(n)]
+
+
 def always(_a: str) -> bool:
     return True
 
@@ -108,8 +112,12 @@ async def test_silent_now_but_answered_last_is_swept_again_alone() -> None:
     gone, dark = targets[3], targets[7]
     sweeper = ScriptedSweeper(silent=[{gone, dark}])
     result, _ = await run(sweeper, targets, answered_last=lambda a: a != dark)
-    assert sweeper.calls == [targets, [gone]]  # dark was silent last time: no retry
-    assert result.retried == 1
+    # gone again, with canaries that answered (dark was silent last time: no retry).
+    answered = [a for a in targets if a not in (gone, dark)]
+    assert sweeper.calls == [targets, [gone, *answered[:CANARIES]]]
+    assert (result.retried, result.canaries, result.held) == (1, CANARIES, False)
+    assert set(result.echoes) == set(targets)  # canaries are a check, not echoes of the round
+    assert all(len(result.echoes[a]) == 1 for a in answered)
     first, second = result.echoes[gone]
     assert (first.replied, second.replied) == (False, False)
     assert (first.at, second.at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2))
@@ -179,8 +187,47 @@ async def test_the_gate_decides_on_the_first_sweep(case: GateCase) -> None:
 async def test_an_address_given_twice_gets_one_echo_and_one_retry() -> None:
     sweeper = ScriptedSweeper(silent=[{"127.23.0.1"}])
     result, _ = await run(sweeper, ["127.23.0.1", "127.23.0.2", "127.23.0.1"])
-    assert sweeper.calls == [["127.23.0.1", "127.23.0.2"], ["127.23.0.1"]]
+    assert sweeper.calls == [["127.23.0.1", "127.23.0.2"], ["127.23.0.1", "127.23.0.2"]]
     assert result.targets == 2 and len(result.echoes["127.23.0.1"]) == 2
+    assert result.canaries == 1 and not result.held  # too few for the gate to judge
+
+
+@dataclass(frozen=True)
+class CanaryCase:
+    name: str
+    targets: int
+    gone: int  # silent from the first sweep on (swept last: a cut during the sweep)
+    canaries_lost: int  # of the canaries, silent in the retry
+    canaries: int
+    held: bool
+
+
+CANARY_CASES = [
+    CanaryCase("all_canaries_silent_holds", 100, 30, 10, 10, True),
+    CanaryCase("nine_of_ten_is_not_more_than_the_share", 100, 30, 9, 10, False),
+    CanaryCase("one_canary_lost_is_an_ont", 100, 30, 1, 10, False),
+    CanaryCase("the_spread_is_over_the_answering", 1000, 400, 10, 10, True),
+    CanaryCase("fewer_than_ten_answering_never_holds", 20, 11, 9, 9, False),
+]
+
+
+@pytest.mark.parametrize("case", CANARY_CASES, ids=lambda c: c.name)
+async def test_canaries_tell_a_cut_in_the_monitors_network(case: CanaryCase) -> None:
+    targets = addrs(case.targets) if case.targets <= 254 else addrs_wide(case.targets)
+    gone = set(targets[case.targets - case.gone :])
+    answered = targets[: case.targets - case.gone]
+    step = max(1, len(answered) // CANARIES)
+    canaries = answered[::step][:CANARIES]
+    assert len(canaries) == case.canaries
+    lost = set(canaries[: case.canaries_lost])
+    sweeper = ScriptedSweeper(silent=[gone, gone | lost])
+    result, _ = await run(sweeper, targets)
+    assert sweeper.calls[1] == [*sorted(gone, key=targets.index), *canaries]
+    assert result.held is case.held
+    assert (result.retried, result.canaries) == (case.gone, case.canaries)
+    assert (result.canaries_lost, result.blind) == (case.canaries_lost, case.gone + len(lost))
+    # The canaries' second echoes are not the round's: their ONTs answered this round.
+    assert all(result.last(a) for a in canaries)
 
 
 async def test_errors_count_the_latest_echo() -> None:
@@ -268,11 +315,11 @@ async def test_real_silenced_addresses_are_confirmed_within_the_round(sweeper: S
 
 
 @dataclass
-class LiftAfterFirst:
-    """The real sweeper, with the drop rules lifted between its first and second sweep."""
+class AfterFirst:
+    """The real sweeper, with a change to the drop rules between its first and second sweep."""
 
     sweeper: Sweeper
-    rules: ExitStack
+    change: Callable[[], object]
     swept: int = 0
 
     @property
@@ -283,7 +330,7 @@ class LiftAfterFirst:
         result = await self.sweeper.sweep(addresses)
         self.swept += 1
         if self.swept == 1:
-            self.rules.close()
+            self.change()
         return result
 
 
@@ -293,9 +340,24 @@ async def test_real_retry_probes_again(sweeper: Sweeper) -> None:
     targets = addrs(12, "127.23.3")
     with ExitStack() as rules:
         rules.enter_context(nft_table(silence_rule("127.23.3.5")))
-        result = await real_round(LiftAfterFirst(sweeper, rules), targets)
+        result = await real_round(AfterFirst(sweeper, rules.close), targets)
     assert [e.replied for e in result.echoes["127.23.3.5"]] == [False, True]
     assert (result.replied, result.silent, result.retried) == (12, 0, 1)
+
+
+@real
+async def test_real_cut_after_the_sweep_holds_the_round(sweeper: Sweeper) -> None:
+    """The monitor loses its network right after a sweep that missed a few: the canaries
+    sent with the retry fall silent too, so the round is held instead of confirming OFF."""
+    targets = addrs(40, "127.23.5")
+    with ExitStack() as rules:
+        rules.enter_context(nft_table(silence_rule("127.23.5.35-127.23.5.40")))
+
+        def cut() -> None:
+            rules.enter_context(nft_table(silence_rule("127.23.5.0/24")))
+
+        result = await real_round(AfterFirst(sweeper, cut), targets)
+    assert (result.retried, result.canaries, result.held) == (6, CANARIES, True)
 
 
 @real
