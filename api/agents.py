@@ -20,6 +20,7 @@ from api.app import OFF_LOOP_BYTES, ApiError, deps, json_answer, read_limited
 from api.records import MAX_ID_LEN, field_errors
 from monitor.agents import AgentDesk, AgentReport, SweepStats
 from monitor.engine import LATEST, MAX_RTO
+from monitor.records import agent_json
 
 MAX_REPORT_BODY = 32 * 2**20  # decompressed: a full report of 100,000 ONTs is about 4 MB
 MAX_OBS = 200_000
@@ -191,4 +192,4 @@ async def agent_report(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     """Every configured probe agent: ONTs, last contact, sweep, queue, lost or not."""
     d = deps(request)
-    return web.json_response([s.record() for s in d.view.agents()])
+    return web.json_response([agent_json(s) for s in d.view.agents()])

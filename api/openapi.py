@@ -153,7 +153,7 @@ _TIME = {"type": ["string", "null"], "format": "date-time"}
 _COUNT = {"type": "integer", "minimum": 0}
 _AGENT_STATUS = {
     "type": "object",
-    "required": ["name", "onts", "revoked", "last_contact", "lost", "queue_depth"],
+    "required": ["name", "onts", "revoked", "last_contact", "lost", "state", "queue_depth"],
     "properties": {
         "name": {"type": "string"},
         "onts": _COUNT,
@@ -161,6 +161,7 @@ _AGENT_STATUS = {
         "last_contact": _TIME,
         "interval": {"type": ["number", "null"]},
         "lost": {"type": "boolean"},
+        "state": {"type": "string", "enum": ["ok", "waiting", "blind", "lost", "revoked"]},
         "lost_since": _TIME,
         "sweep": {"type": ["object", "null"]},
         "queue_depth": _COUNT,

@@ -311,12 +311,13 @@ async def test_lost_agent_shows_in_the_list_and_returns(centre: Centre, engine: 
     assert "POP-1" in await c.desk.check()
     listed = {a["name"]: a for a in await (await c.client.get("/api/agents", headers=read)).json()}
     assert listed["POP-1"]["lost"] and listed["POP-1"]["lost_since"] == c.clock().isoformat()
+    assert (listed["POP-1"]["state"], listed["POP-2"]["state"]) == ("lost", "lost")
     assert engine.states["B1"].status is Status.UNKNOWN
     _, answer = await post(c, "POP-1", body(2, [["B1", 0, 0]], c.clock))
     assert answer["want_full"] and answer["accepted"] == 1
     assert engine.states["B1"].status is Status.ON
     listed = {a["name"]: a for a in await (await c.client.get("/api/agents", headers=read)).json()}
-    assert not listed["POP-1"]["lost"]
+    assert not listed["POP-1"]["lost"] and listed["POP-1"]["state"] == "ok"
 
 
 async def test_without_a_desk_the_agent_routes_are_503(
