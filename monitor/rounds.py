@@ -146,7 +146,10 @@ async def probe_round(
         for a in retry:
             result = second.results[a]
             echoes[a] = (*echoes[a], Echo(second_at, result.replied))
-            (errors.add if result.error else errors.discard)(a)
+            if result.error:
+                errors.add(a)
+            else:
+                errors.discard(a)
         lost = sum(1 for a in canaries if not second.results[a].replied)
         held = gate_holds(len(canaries), lost, silent_share)
     replied = sum(1 for a in targets if echoes[a][-1].replied)
