@@ -28,9 +28,9 @@ def compose() -> dict[str, Any]:
 
 
 def service() -> dict[str, Any]:
-    """The ontwatch service."""
+    """The ontwatch service (the probe agent beside it: tests/deploy/test_agent_deploy.py)."""
     services = compose()["services"]
-    assert list(services) == ["ontwatch"]
+    assert list(services) == ["ontwatch", "agent"]
     return services["ontwatch"]
 
 
@@ -103,7 +103,7 @@ def test_tokens_come_from_secret_files() -> None:
     svc, top = service(), compose()["secrets"]
     env = svc["environment"]
     assert not {"TELEGRAM_BOT_TOKEN", "ONTWATCH_API_TOKEN"} & set(env)
-    assert set(svc["secrets"]) == set(top)
+    assert set(svc["secrets"]) == set(top) - {"ontwatch_agent_token"}  # the agent's own
     for var in SECRET_FILE_VARS.values():
         path = Path(env[var])
         assert path.parent == Path("/run/secrets") and path.name in top

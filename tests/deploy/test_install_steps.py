@@ -33,7 +33,7 @@ from tests.deploy.dockerfile import (
 pytestmark = pytest.mark.e2e
 
 INSTALL_TIMEOUT = 600
-PACKAGES = ("monitor", "storage", "api", "bot", "maps", "ontwatch")
+PACKAGES = ("monitor", "storage", "api", "bot", "maps", "ontwatch", "agent")
 
 
 def run(
@@ -94,17 +94,17 @@ def test_the_installed_command_runs_outside_the_repository(venv: Path, tmp_path:
     """`ontwatch --help` from the venv, in a folder that is not the repository."""
     result = run([str(venv / "bin" / "ontwatch"), "--help"], cwd=tmp_path, env=clean_env())
     assert result.returncode == 0, result.stderr
-    for command in ("run", "simulate", "import", "export", "backup"):
+    for command in ("run", "simulate", "import", "export", "backup", "agent"):
         assert command in result.stdout
 
 
 def test_every_package_is_in_the_wheel(venv: Path, tmp_path: Path) -> None:
-    """The six packages import, and from the venv's site-packages, not from the source tree."""
+    """The seven packages import, and from the venv's site-packages, not from the source tree."""
     code = (
-        "import monitor, storage, api, bot, maps, ontwatch, sys\n"
-        "for m in (monitor, storage, api, bot, maps, ontwatch): print(m.__file__)\n"
+        "import monitor, storage, api, bot, maps, ontwatch, agent, sys\n"
+        "for m in (monitor, storage, api, bot, maps, ontwatch, agent): print(m.__file__)\n"
         # Modules loaded lazily at run time must be in the wheel too.
-        "import bot.runtime, maps.render, api.openapi, ontwatch.cli, storage.backup\n"
+        "import bot.runtime, maps.render, api.openapi, ontwatch.cli, storage.backup, agent.runner\n"
     )
     result = run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path, env=clean_env())
     assert result.returncode == 0, result.stderr
