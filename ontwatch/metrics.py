@@ -232,7 +232,8 @@ def _agents(agents: Sequence[AgentStatus], now: datetime) -> Iterator[Any]:
     for a in agents:
         name = [a.name]
         word = agent_state(a)
-        up.add_metric(name, int(a.last_contact is not None and word not in {"lost", "revoked"}))
+        if word != "revoked":  # not a target any more: no `up` to alert on
+            up.add_metric(name, int(a.last_contact is not None and word != "lost"))
         for each in AGENT_STATES:
             state.add_metric([a.name, each], int(each == word))
         onts.add_metric(name, a.onts)

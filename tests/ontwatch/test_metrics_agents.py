@@ -98,6 +98,7 @@ async def test_agents_at_scrape_time(engine: Engine, clock: ManualClock) -> None
                 lost_since=now - timedelta(seconds=100),
             ),
             AgentStatus(name="POP-3", onts=4),  # never heard from
+            AgentStatus(name="POP-4", onts=0, revoked=True, last_contact=now),
         ]
     )
     engine.agents = board
@@ -108,6 +109,8 @@ async def test_agents_at_scrape_time(engine: Engine, clock: ManualClock) -> None
     assert s[one("ontwatch_agent_state", 'POP "2"', state="lost")] == 1
     assert s[one("ontwatch_agent_state", 'POP "2"', state="ok")] == 0
     assert s[one("ontwatch_agent_state", "POP-3", state="waiting")] == 1
+    assert one("ontwatch_agent_up", "POP-4") not in s  # revoked: no longer a target
+    assert s[one("ontwatch_agent_state", "POP-4", state="revoked")] == 1
     assert s[one("ontwatch_agent_onts", "POP-1")] == 1240
     assert s[one("ontwatch_agent_onts", 'POP "2"')] == 880
     assert s[one("ontwatch_agent_last_contact_seconds", "POP-1")] == 4
