@@ -348,6 +348,8 @@ def due_reminder(state: OntState, now: datetime, th: Thresholds) -> Event | None
         return None
     if inc.mass_outage:
         return None  # the area incident speaks for its members
+    if state.status is Status.UNKNOWN:
+        return None  # unobserved (its agent is lost): the one "agent lost" alert speaks for it
     last = inc.last_notified_at or inc.escalated_at or inc.opened_at
     if now - last < th.reminder_every:
         return None

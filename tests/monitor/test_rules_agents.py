@@ -172,6 +172,22 @@ def test_unknown_with_an_incident_neither_resolves_nor_alerts_on_tick() -> None:
     assert d.events == () and d.state.incident == INC
 
 
+def test_no_reminder_while_unobserved_then_again_once_seen() -> None:
+    """A critical, unacknowledged incident reminds every hour; while its agent is lost the
+    one "agent lost" alert speaks for it; seen OFF again, it reminds as before."""
+    critical = replace(INC, severity=Severity.CRITICAL, opened_at=T0 - timedelta(hours=3))
+    off = st(Status.OFF, 5, last_seen=EARLIER, incident=critical)
+    later = T0 + timedelta(hours=2)
+    assert rules.due_reminder(off, later, TH) is not None
+    unknown = rules.unobserved(off, T0)
+    assert unknown is not None
+    assert rules.due_reminder(unknown, later, TH) is None
+    assert rules.tick(ONT, unknown, later, rules.Context(TH)).events == ()
+    seen = rules.decide(ONT, unknown, Observation.agent("7", 6, later), rules.Context(TH)).state
+    assert seen.status is Status.OFF
+    assert rules.due_reminder(seen, later, TH) is not None
+
+
 # -- mass outages with UNKNOWN members ----------------------------------------------------
 
 MEMBERS = frozenset(str(i) for i in range(1, 13))
