@@ -102,6 +102,11 @@ class OntwatchCollector(Collector):
                 "Sweeps that took longer than the interval",
                 value=self.prober.overruns,
             )
+            yield CounterMetricFamily(
+                "ontwatch_sweep_retries",
+                "Second echoes sent at once to ONTs that just fell silent (quick OFF confirmation)",
+                value=self.prober.retries,
+            )
             if last is not None:
                 yield GaugeMetricFamily(
                     "ontwatch_sweep_duration_seconds",
@@ -116,6 +121,11 @@ class OntwatchCollector(Collector):
                     "ontwatch_sweep_loss_ratio",
                     "Share of silent addresses in the last sweep",
                     value=loss,
+                )
+                yield GaugeMetricFamily(
+                    "ontwatch_sweep_retried",
+                    "Addresses given a second echo in the last sweep",
+                    value=last.retried,
                 )
                 yield GaugeMetricFamily(
                     "ontwatch_sweep_held",

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -233,3 +234,43 @@ def test_metrics_of_the_service_process(tmp_path: Path) -> None:
 def scrape_text(svc: ServiceProcess) -> str:
     with urllib.request.urlopen(svc.base + "/metrics", timeout=10) as r:
         return r.read().decode()
+
+
+async def test_metrics_of_the_quick_confirmation(engine: Engine, clock: ManualClock) -> None:
+    """A real prober on loopback: an ONT silenced by nftables gets its second echo at once,
+    counted at /metrics (the cost of confirming OFF within one round)."""
+    from monitor.prober import Prober
+    from monitor.sweep import Sweeper
+    from tests.netfilter import is_loopback, missing_privileges, nft_table, silence_rule
+
+    why = missing_privileges()
+    if why is not None:
+        pytest.skip(why)
+    sweeper = Sweeper(timeout=0.3, allowed=is_loopback)  # tests probe loopback only
+    try:
+        prober = Prober(engine, sweeper, interval=5, clock=clock)
+        await prober.sweep_once()  # ONTs 1 and 2 answer
+        s = scrape_with(engine, clock, prober)
+        assert s[("ontwatch_sweep_retries_total", ())] == 0
+        assert s[("ontwatch_sweep_retried", ())] == 0
+        with nft_table(silence_rule("127.0.3.2")):
+            clock.advance(seconds=5)
+            await prober.sweep_once()
+        s = scrape_with(engine, clock, prober)
+        assert s[("ontwatch_sweep_retries_total", ())] == 1
+        assert s[("ontwatch_sweep_retried", ())] == 1
+        assert s[("ontwatch_onts", (("status", "OFF"),))] == 1  # confirmed in one round
+    finally:
+        sweeper.close()
+
+
+def scrape_with(engine: Engine, clock: ManualClock, prober: object) -> dict[Any, float]:
+    collector = metrics.OntwatchCollector(
+        EngineView(engine), engine, prober, None, metrics.Scrape(0, 0.0, {}, now=clock())
+    )  # type: ignore[arg-type]
+    body, _ = metrics.render(collector)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
