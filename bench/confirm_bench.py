@@ -14,7 +14,8 @@ deleted as soon as its ONT is OFF. The modes run one after the other in the same
 on the same engine and sweeper, each with its own ONTs.
 
 It also counts the echoes sent: on a quiet network both modes send one echo per ONT per
-sweep; with the retry on, each newly silent ONT costs one extra echo.
+sweep and nothing more; with the retry on, each newly silent ONT costs one extra echo, and
+each retry sweep up to 10 canaries (answering ONTs probed again, monitor.rounds).
 
 Bounded: each trial waits at most 4 intervals + 10 s for OFF, the whole run at most
 --limit seconds (default 300). Only 127.21.0.0/16 is ever probed.
@@ -71,8 +72,9 @@ class CountingSweeper:
 
     sweeper: Sweeper
     full: int = 0  # echoes of full sweeps
-    retries: int = 0  # echoes of retry sweeps
+    retries: int = 0  # echoes of retry sweeps (retried addresses and their canaries)
     sweeps: int = 0
+    retry_sweeps: int = 0
     size: int = 0  # how many addresses a full sweep has
 
     @property
@@ -85,6 +87,7 @@ class CountingSweeper:
             self.sweeps += 1
         else:
             self.retries += len(addresses)
+            self.retry_sweeps += 1
         return await self.sweeper.sweep(addresses)
 
 
@@ -143,7 +146,9 @@ class ModeResult:
     times: list[float]
     missed: int
     echoes_per_sweep: float  # full sweeps, quiet network
+    quiet_extra: int  # retry echoes on the quiet network (should be none)
     extra_echoes: int  # retry echoes while the trials ran
+    retry_sweeps: int  # retry sweeps while the trials ran
 
 
 async def run_mode(
@@ -161,10 +166,11 @@ async def run_mode(
     try:
         await wait_all_on(engine, list(engine.onts), 4 * args.interval + 10)
         await asyncio.sleep(args.interval)  # one more sweep: each IP's last answer is known
-        quiet_full, quiet_sweeps = counting.full, counting.sweeps
+        quiet_full, quiet_sweeps, quiet_retries = counting.full, counting.sweeps, counting.retries
         await asyncio.sleep(2 * args.interval)
         quiet = (counting.full - quiet_full) / max(1, counting.sweeps - quiet_sweeps)
-        retries_before = counting.retries
+        retries_before, retry_sweeps_before = counting.retries, counting.retry_sweeps
+        quiet_extra = retries_before - quiet_retries
         watch = Watch()
         unsubscribe = engine.feed.subscribe(watch)
         try:
@@ -176,10 +182,12 @@ async def run_mode(
         finally:
             unsubscribe()
         extra = counting.retries - retries_before
+        retry_sweeps = counting.retry_sweeps - retry_sweeps_before
     finally:
         await prober.stop()
     times = [t for t in results if t is not None]
-    return ModeResult(name, times, len(results) - len(times), quiet, extra)
+    missed = len(results) - len(times)
+    return ModeResult(name, times, missed, quiet, quiet_extra, extra, retry_sweeps)
 
 
 def pick(onts: list[Ont], k: int, rng: random.Random) -> list[Ont]:
@@ -205,8 +213,9 @@ def show(r: ModeResult, n: int) -> None:
         f"{r.name:<18} silent->OFF median {statistics.median(r.times):5.2f} s  "
         f"p90 {quantile(r.times, 0.9):5.2f} s  max {max(r.times):5.2f} s  "
         f"min {min(r.times):5.2f} s  (n={len(r.times)}, timed out {r.missed});  "
-        f"quiet sweep {r.echoes_per_sweep:.0f} echoes for {n} ONTs, "
-        f"{r.extra_echoes} extra echoes for {len(r.times) + r.missed} silenced"
+        f"quiet sweep {r.echoes_per_sweep:.0f} echoes for {n} ONTs (+{r.quiet_extra}), "
+        f"{r.extra_echoes} extra echoes in {r.retry_sweeps} retry sweeps "
+        f"for {len(r.times) + r.missed} silenced"
     )
 
 
