@@ -39,7 +39,7 @@ from tests.e2e.harness import GROUP, FakeBotProcess, ServiceProcess, bot_env, fi
 from tests.netfilter import missing_privileges
 from tests.process import cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.privileged]
 
 INTERVAL = 2.0  # agents' and the central prober's sweep interval (s)
 LOST_AFTER = 3  # intervals; the centre never declares an agent lost before 10 s
