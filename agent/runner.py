@@ -42,6 +42,7 @@ log = logging.getLogger("agent")
 ASSIGNMENT_EVERY = 30.0  # seconds between two assignment fetches (docs/agents.md)
 MAX_SENDS_PER_WAKE = 100  # reports sent back to back while catching up, then a breath
 REFUSED_WAIT = 60.0  # seconds between tries while the token is refused
+COUNTS_KEPT_FOR = 600.0  # seconds a stopped agent's lost counts stay worth resuming
 ProbeRound = Callable[..., Awaitable[Round]]
 
 
@@ -104,6 +105,7 @@ class AgentRunner:
     last_sweep: dict[str, Any] | None = None
     sweeps: int = 0
     overruns: int = 0
+    full_reports: int = 0
     _by_ip: dict[str, list[str]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _assignment_due: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,6 +124,7 @@ class AgentRunner:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 data = json.loads(saved)
                 self._follow(parse_assignment(data["assignment"]), data.get("etag"))
+        await self._restore_counts()
         self._tasks = [
             asyncio.create_task(self._assignment_loop(), name="agent-assignment"),
             asyncio.create_task(self._sweep_loop(), name="agent-sweep"),
@@ -129,11 +132,26 @@ class AgentRunner:
         ]
 
     async def stop(self) -> None:
-        """Cancel the tasks (a report in flight stays queued and is sent next time)."""
+        """Cancel the tasks (a report in flight stays queued and is sent next time) and keep
+        the lost counts for the next start."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            blob = {"at": time.time(), "lost": self.tracker.snapshot()}
+            await self.queue.set_meta("lost", json.dumps(blob, separators=(",", ":")))
         self._tasks = []
+
+    async def _restore_counts(self) -> None:
+        """Lost counts kept at the last graceful stop, if recent (an upgrade, a restart):
+        an ONT dark for an hour goes on counting instead of starting again at 1."""
+        saved = await self.queue.meta("lost")
+        if not saved:
+            return
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+            blob = json.loads(saved)
+            if time.time() - float(blob["at"]) <= COUNTS_KEPT_FOR:
+                self.tracker.restore(blob["lost"])
 
     def status(self) -> dict[str, Any]:
         """The agent's own state: assignment, last sweep, queue, sender counters."""
@@ -142,6 +160,7 @@ class AgentRunner:
             "assignment": self.assignment.version if self.assignment else None,
             "targets": len(self.assignment.targets) if self.assignment else 0,
             "sweeps": self.sweeps,
+            "full_reports": self.full_reports,
             "overruns": self.overruns,
             "sweep": self.last_sweep,
             "queue": {**self.queue.stats(), "set_aside": self.queue.set_aside},
@@ -291,6 +310,7 @@ class AgentRunner:
             self.tracker.want_full()
         step = self.tracker.step(echoes, held=rnd.held if rnd else False)
         self.sweeps += 1
+        self.full_reports += step.full
         self.last_sweep = sweep
         seq = await self.queue.put(self._payload(step, sweep))
         self._wake.set()

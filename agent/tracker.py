@@ -17,6 +17,7 @@ from datetime import datetime
 from monitor.rounds import Echo
 
 Obs = tuple[str, datetime, int]  # (ont id, observed at, lost)
+MAX_LOST = 2**31 - 1  # the centre's bound on a lost count (monitor.engine.MAX_RTO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,18 @@ class Tracker:
         """The next report carries every ONT (the centre asked, or reports were dropped)."""
         self.full_due = True
 
+    def snapshot(self) -> dict[str, int]:
+        """The ONTs with lost echoes and their counts (kept over a graceful restart, so a
+        long-dark ONT is not reported as newly lost with count 1 after an upgrade)."""
+        return {k: v for k, v in self.lost.items() if v}
+
+    def restore(self, counts: Mapping[str, int]) -> None:
+        """Take counts kept by snapshot() for ONTs assigned now; the others stay unknown."""
+        assigned = set(self._order)
+        for ont_id, count in counts.items():
+            if ont_id in assigned and isinstance(count, int) and 0 < count <= MAX_LOST:
+                self.lost[ont_id] = count
+
     def answered_last(self, ont_id: str) -> bool:
         """Whether the ONT's latest echo was answered (unknown counts as answered)."""
         return self.lost.get(ont_id, 0) == 0
@@ -116,7 +129,7 @@ class Tracker:
     def _count(self, ont_id: str, echo: Echo) -> Obs | None:
         """Apply one echo to the ONT's count; the observation if it is news."""
         before = self.lost.get(ont_id)
-        after = 0 if echo.replied else (before or 0) + 1
+        after = 0 if echo.replied else min((before or 0) + 1, MAX_LOST)
         self.lost[ont_id] = after
         if before is None or (before == 0) != (after == 0):
             return (ont_id, echo.at, after)

@@ -261,6 +261,25 @@ async def test_a_restart_while_the_centre_is_down_keeps_its_queue_and_assignment
     assert seqs == list(range(1, len(seqs) + 1)) and len({r["epoch"] for r in centre.reports}) == 1
 
 
+async def test_a_graceful_restart_keeps_the_lost_counts(centre: FakeCentre, agents: Any) -> None:
+    """ONT 3 dark for a while; stop and start the agent: its full report goes on counting
+    (not 1 again), so the centre's rto_count of a long-dark ONT does not fall back."""
+    sweeper = ScriptedSweeper()
+    sweeper.silent.add(f"{NET}.3")
+    first = agents(centre, sweeper)
+    runner = await first.start()
+    await until(lambda: runner.tracker.lost.get("3", 0) >= 6, what="a long count")
+    await first.stop()
+    counted = max(o[2] for o in centre.obs() if o[0] == "3")
+    assert counted == 3  # the climb: beyond it nothing is sent until a refresh or full
+    n = len(centre.reports)
+    second = await agents(centre, sweeper).start()
+    await until(lambda: any(r["full"] and r["obs"] for r in centre.reports[n:]), what="full")
+    full = next(r for r in centre.reports[n:] if r["full"] and r["obs"])
+    (three,) = [o for o in full["obs"] if o[0] == "3"]
+    assert three[2] >= 7 and second.tracker.lost["3"] >= 7
+
+
 async def test_the_bound_drops_the_oldest_and_a_full_report_follows(
     centre: FakeCentre, agents: Any
 ) -> None:

@@ -156,3 +156,26 @@ def test_unknown_onts_count_as_answered_for_the_retry() -> None:
     assert t.answered_last("a")
     t.step({"a": echoes("--", 0)})
     assert not t.answered_last("a")
+
+
+def test_snapshot_and_restore_keep_lost_counts_of_assigned_onts() -> None:
+    """Over a graceful restart a dark ONT goes on counting; unassigned or bad counts are not
+    taken; an ONT that answered is not in the snapshot."""
+    t = quiet_tracker(["a", "b"])
+    for n in range(5):
+        t.step({"a": echoes("-", n * 5), "b": echoes("+", n * 5)})
+    assert t.snapshot() == {"a": 5}
+    fresh = quiet_tracker(["a", "b"])
+    fresh.restore({"a": 5, "gone": 9, "b": -1})
+    assert fresh.lost == {"a": 5}
+    step = fresh.step({"a": echoes("-", 30), "b": echoes("+", 30)})
+    assert sorted((i, lost) for i, _, lost in step.obs) == [("a", 6), ("b", 0)]
+
+
+def test_the_count_stops_at_the_centres_bound() -> None:
+    from agent.tracker import MAX_LOST
+
+    t = quiet_tracker(["a"])
+    t.restore({"a": MAX_LOST})
+    t.step({"a": echoes("-", 0)})
+    assert t.lost["a"] == MAX_LOST
