@@ -64,6 +64,7 @@ _NOTIFICATION = {
         "read": {"type": "boolean"},
         "duration_s": {"type": ["number", "null"]},
         "members": {"type": "array", "items": {"type": "string"}},
+        "agent": {"type": ["string", "null"]},
     },
 }
 _HISTORY = {

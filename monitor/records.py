@@ -74,6 +74,7 @@ def notification_json(n: Notification, lang: Lang = "id") -> dict[str, Any]:
         "read": n.read,
         "duration_s": payload.get("duration_s"),
         "members": payload.get("members") or [],
+        "agent": payload.get("agent") or None,  # a probe agent's events: its name
     }
 
 
