@@ -54,7 +54,8 @@ class Prober:
     last: SweepReport | None = None
     sweeps: int = 0
     overruns: int = 0
-    retries: int = 0  # second echoes sent since start (the cost of the quick confirmation)
+    # Echoes of retry sweeps since start, canaries included: the quick confirmation's cost.
+    retries: int = 0
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
     # ONT id -> (the Ont seen, whether its IP can be probed): 10,000 IPs are not re-parsed
     # (ipaddress) on every sweep; an updated ONT is a new object, so it is parsed again.
@@ -161,7 +162,7 @@ class Prober:
         self._answered = {ip: result.last(ip) or (held and before(ip)) for ip in by_ip}
 
     async def sweep_once(self) -> SweepReport:
-        """One sweep; its results go through engine.ingest_many unless the gate holds them."""
+        """One round; its echoes go through engine.ingest_many unless the gate holds them."""
         by_ip = self.targets()
         if not by_ip:
             report = SweepReport(0, 0, 0, 0, 0.0, False, "no ONT with a valid IP")
@@ -178,7 +179,7 @@ class Prober:
         now = self.clock()
         replied, silent = result.replied, result.silent
         self.sweeps += 1
-        self.retries += result.retried
+        self.retries += result.retried + result.canaries
         gate = result.held
         if gate:
             blind = result.blind  # with a retry's canaries that fell silent too
