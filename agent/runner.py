@@ -109,6 +109,7 @@ class AgentRunner:
     _by_ip: dict[str, list[str]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _assignment_due: asyncio.Event = field(default_factory=asyncio.Event)
+    _first_fetch: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refused_logged: bool = False
 
@@ -178,6 +179,7 @@ class AgentRunner:
                 raise
             except Exception:
                 log.exception("assignment: unexpected failure; trying again later")
+            self._first_fetch.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._assignment_due.wait(), self.assignment_every)
 
@@ -253,6 +255,11 @@ class AgentRunner:
     # -- sweeps --------------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
+        # The first sweep waits (a little) for the first assignment answer: without it the
+        # first report would be an empty "full" one, and the real one an interval later.
+        if self.assignment is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_fetch.wait(), min(self.interval, 5.0))
         while True:
             started = time.monotonic()
             try:

@@ -117,7 +117,8 @@ async def test_first_report_is_full_then_quiet(centre: FakeCentre, agents: Any) 
     sweeper = ScriptedSweeper()
     runner = await agents(centre, sweeper).start()
     await until(lambda: len(centre.reports) >= 4, what="four reports")
-    first = next(r for r in centre.reports if r["assignment"])
+    first = centre.reports[0]  # the first sweep waited for the assignment
+    assert first["seq"] == 1 and first["assignment"] == centre.version
     assert first["full"] and sorted(o[0] for o in first["obs"]) == ["1", "2", "3", "4", "5"]
     assert all(o[2] == 0 for o in first["obs"])
     later = centre.reports[centre.reports.index(first) + 1 :]
