@@ -19,8 +19,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.agents import AgentConfig, AgentStatus, SweepStats
-from monitor.records import agent_json, agent_state
+from monitor.agents import AgentConfig, AgentStatus
+from monitor.records import agent_json
 from ontwatch.service import utcnow
 from ontwatch.settings import Settings
 from ontwatch.table import render, span
@@ -243,7 +243,7 @@ def _records(settings: Settings, api: Api) -> tuple[list[dict[str, Any]], str]:
         # 404 answers an error object: a service of a release before agents
         live = api.call("GET", "/api/agents", timeout=10, ok_statuses=(200, 404))
         if isinstance(live, list):
-            return [_with_state(r) for r in live], f"through the running service at {api.base}"
+            return live, f"through the running service at {api.base}"
     records = asyncio.run(_stored_records(settings))
     return records, f"from the database {settings.db}: the service is not running"
 
@@ -282,22 +282,6 @@ def stored_status(row: AgentRow, onts: int) -> AgentStatus:
         areas=row.config.areas,
         prefixes=row.config.prefixes,
     )
-
-
-def _with_state(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with its state word (monitor.records.agent_state), worked out if absent."""
-    if record.get("state"):
-        return record
-    sweep = record.get("sweep") or {}
-    status = AgentStatus(
-        name=str(record.get("name", "")),
-        onts=0,
-        revoked=bool(record.get("revoked")),
-        last_contact=_time(record.get("last_contact")),
-        lost=bool(record.get("lost")),
-        sweep=SweepStats(datetime.min, 0.0, 0, 0, 0, held=True) if sweep.get("held") else None,
-    )
-    return {**record, "state": agent_state(status)}
 
 
 def agent_rows(records: Sequence[dict[str, Any]], now: datetime, tz: tzinfo) -> list[list[Any]]:
