@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,7 +19,7 @@ from monitor.engine import Engine
 from monitor.model import Ont, Thresholds
 from ontwatch.cli import main
 from ontwatch.service import utcnow
-from storage.agents import Agents, token_hash
+from storage.agents import Agents, ContactRow, token_hash
 from storage.database import Database
 from storage.store import SqliteStore
 from tests.process import cli, free_port, service_env
@@ -201,3 +204,32 @@ def test_as_a_real_process(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("ontwatch: agent name")
     unknown = cli("agents", "frobnicate", env=environment)
     assert unknown.returncode == 2  # argparse: an unknown action
+
+
+def test_list_shows_what_the_desk_last_saved(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Service down: the last contact and lost since the desk saved, in the service's zone."""
+    run(capsys, "add", "POP-2", "--area", "Baciro")
+    run(capsys, "add", "POP-3", "--area", "Bumijo")
+    now = utcnow().replace(microsecond=0)
+    lost_at = now - timedelta(minutes=50)
+
+    async def save() -> None:
+        db = await Database(env).open()
+        try:
+            await Agents(db).save_contacts(
+                [
+                    ContactRow("POP-2", now - timedelta(hours=1), lost_at, "e", 9, 5.0),
+                    ContactRow("POP-3", now - timedelta(seconds=30), None, "f", 3, 5.0),
+                ]
+            )
+        finally:
+            await db.close()
+
+    asyncio.run(save())
+    lines = {line.split()[0]: line for line in run(capsys)[1].splitlines()[1:-1]}
+    local = lost_at.astimezone(ZoneInfo("Asia/Jakarta")).strftime("%Y-%m-%d %H:%M")
+    assert "1 h 0 min ago" in lines["POP-2"] and f"lost since {local}" in lines["POP-2"]
+    assert re.search(r"\b3[0-2] s ago\b", lines["POP-3"]) and " ok " in lines["POP-3"]
+    records = {r["name"]: r for r in json.loads(run(capsys, "--json")[1])}
+    assert records["POP-2"]["lost"] and records["POP-2"]["state"] == "lost"
+    assert records["POP-3"]["interval"] == 5.0 and records["POP-3"]["lost_since"] is None
