@@ -6,7 +6,8 @@ A real Engine on a SQLite file in a temporary folder, the real agents table, the
 AgentDesk; nothing is probed (the ONTs' addresses are only inventory text). Measures: the
 pure assignment of every ONT, the desk's start (the plan on a thread), one full report of
 one agent, a steady report (one agent's "still the same" refresh slice of an interval:
-targets / (refresh_s / interval)), check(), and the re-plan after an ONT moves.
+targets / (refresh_s / interval)), check(), and the re-plan after one ONT moved and after
+1,000 were added (only the changed ONTs are assigned again).
 """
 
 from __future__ import annotations
@@ -103,12 +104,12 @@ async def run(args: argparse.Namespace) -> None:
         took, _ = await timed(desk.check)
         print(f"check(): {took * 1000:.2f} ms")
 
-        async def move() -> None:
-            await engine.upsert([Ont(id="1", area="A1", ip="10.2.9.9")])
-            await desk.refresh()
-
-        took, _ = await timed(move)
-        print(f"re-plan after one ONT moved: {took:.3f} s")
+        await engine.upsert([Ont(id="1", area="A1", ip="10.2.9.9")])  # POP-1's to POP-2's
+        took, _ = await timed(desk.refresh)
+        print(f"re-plan after one ONT moved: {took * 1000:.1f} ms")
+        await engine.upsert(inventory(args.onts + 1000, args.agents)[args.onts :])
+        took, _ = await timed(desk.refresh)
+        print(f"re-plan after 1,000 ONTs were added: {took * 1000:.1f} ms")
         await desk.stop()
         await engine.stop()
         await db.close()

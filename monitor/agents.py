@@ -19,6 +19,7 @@ Ont objects it assigned; a report costs O(its observations), never O(all ONTs).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import enum
 import hashlib
 import ipaddress
@@ -56,6 +57,8 @@ APPLY_SLICE = 2000  # observations per engine batch: a full report of 25,000 is 
 TOKEN_TTL_S = 5.0  # an authenticated token is looked up again after this (rotation)
 RELOAD_EVERY_S = 5.0  # check() re-reads the agent configs (the CLI changes them)
 SAVE_EVERY_S = 5.0  # check() writes changed contact figures
+MERGE_MAX = 200  # ONTs joining one agent's sorted targets one by one; more: sort again
+INCREMENTAL_MAX = 5000  # more ONTs changed than this since the plan: plan them all (thread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,8 @@ def _longest(
     lengths: Sequence[tuple[int, int]],
     table: Mapping[tuple[int, int], Mapping[int, str]],
 ) -> str | None:
+    if not lengths:
+        return None
     bits = 32 if addr.version == 4 else 128
     value = int(addr)
     for version, length in lengths:  # longest first
@@ -265,26 +270,37 @@ def _longest(
     return None
 
 
-def assign(onts: Mapping[str, Ont], configs: Iterable[AgentConfig]) -> dict[str, str]:
-    """ONT id -> the agent that sweeps it (docs/agents.md "Assignment").
+class Assigner:
+    """The agent configs as lookup tables: which agent sweeps one ONT (docs/agents.md).
 
     An ONT belongs to the agent naming its area, else to the agent with the longest prefix
     holding its IP; ties go to the name that sorts first. Revoked agents get nothing, and an
-    ONT whose IP cannot be probed is nobody's target. ONTs not in the answer stay with the
-    central prober.
+    ONT whose IP cannot be probed is nobody's target (it stays with the central prober).
     """
-    live = [c for c in configs if not c.revoked]
-    areas = _by_area(live)
-    table = _networks(live)
-    lengths = sorted(table, key=lambda k: (-k[1], k[0]))
-    out: dict[str, str] = {}
-    for ont_id, ont in onts.items():
-        if not areas.get(ont.area) and not lengths:
-            continue
+
+    def __init__(self, configs: Iterable[AgentConfig]) -> None:
+        live = [c for c in configs if not c.revoked]
+        self.areas = _by_area(live)
+        self.table = _networks(live)
+        self.lengths = sorted(self.table, key=lambda k: (-k[1], k[0]))
+
+    def owner_of(self, ont: Ont) -> str | None:
+        """The agent that sweeps this ONT, or None (the centre's)."""
+        area_owner = self.areas.get(ont.area)
+        if area_owner is None and not self.lengths:
+            return None
         addr = _parse_ip(ont.ip) if ont.ip else None
         if addr is None:
-            continue
-        owner = areas.get(ont.area) or (_longest(addr, lengths, table) if lengths else None)
+            return None
+        return area_owner or _longest(addr, self.lengths, self.table)
+
+
+def assign(onts: Mapping[str, Ont], configs: Iterable[AgentConfig]) -> dict[str, str]:
+    """ONT id -> the agent that sweeps it; ONTs not in the answer are the centre's."""
+    assigner = Assigner(configs)
+    out: dict[str, str] = {}
+    for ont_id, ont in onts.items():
+        owner = assigner.owner_of(ont)
         if owner is not None:
             out[ont_id] = owner
     return out
@@ -330,10 +346,9 @@ def assignment_version(
     targets: Sequence[tuple[str, str]], refresh_s: int, down_after: int, critical_rto: int
 ) -> str:
     """A stable hash of what the agent does: its targets and its parameters (the ETag)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([refresh_s, down_after, critical_rto]).encode())
-    for ont_id, ip in targets:
-        digest.update(b"\x00" + ont_id.encode("utf-8", "replace") + b"\x01" + ip.encode())
+    digest = hashlib.sha256(json.dumps([refresh_s, down_after, critical_rto]).encode())
+    text = "".join(f"\x00{ont_id}\x01{ip}" for ont_id, ip in targets)
+    digest.update(text.encode("utf-8", "replace"))  # one update: 25,000 targets in ~5 ms
     return digest.hexdigest()[:20]
 
 
@@ -451,8 +466,9 @@ class AgentDesk:
         self._onts: Mapping[str, Ont] = {}  # the inventory the plan was computed from
         self._generation = 0  # bumped by every change that may move an ONT
         self._planned = -1  # the generation of the plan
+        # ONTs added, moved, re-addressed or deleted since the plan; None: plan everything
+        self._pending: set[str] | None = None
         self._plan_lock = asyncio.Lock()
-        self._computing = False
         self._tokens: dict[str, tuple[str, float]] = {}  # sha256(token) -> (name, checked)
         self._started: datetime | None = None
         self._reloaded = 0.0
@@ -469,7 +485,7 @@ class AgentDesk:
         self._live = {r.config.name: _from_row(r) for r in rows}
         self._reloaded = self._saved = time.monotonic()
         self._unsubscribe = self.engine.feed.subscribe(self._on_feed)
-        self._generation += 1
+        self._replan_all()
         await self.refresh()
 
     async def stop(self) -> None:
@@ -493,7 +509,7 @@ class AgentDesk:
             del self._live[gone]
         self.configs = configs
         self._tokens.clear()  # a revoked agent's token stops working at once
-        self._generation += 1
+        self._replan_all()
         await self.refresh()
         return True
 
@@ -515,41 +531,81 @@ class AgentDesk:
 
     # -- the assignment -------------------------------------------------------------------
 
+    def _replan_all(self) -> None:
+        """The configs changed (or the desk starts): every ONT is assigned again."""
+        self._pending = None
+        self._generation += 1
+
     def _on_feed(self, item: FeedItem) -> None:
-        """A commit that adds, moves or re-addresses an ONT makes the plan stale (cheap)."""
-        if not isinstance(item, Commit):
-            return
-        if self._planned != self._generation and not self._computing:
-            return  # stale already; a change during a computation must still be seen
-        known = self._onts
+        """Note the ONTs a commit added, moved, re-addressed or deleted (O(its changes)).
+
+        State-only commits (nearly all: every report's) carry the same Ont objects as the
+        plan's snapshot, so they cost one identity check per changed ONT.
+        """
+        if not isinstance(item, Commit) or self._pending is None:
+            return  # everything is planned again anyway
+        known, pending = self._onts, self._pending
+        before = len(pending)
         for ont, _ in item.changed:
             seen = known.get(ont.id)
-            if seen is ont:
-                continue
-            if seen is None or seen.ip != ont.ip or seen.area != ont.area:
-                self._generation += 1
-                return
-        if any(ont_id in known for ont_id in item.deleted):
+            if seen is not ont and (seen is None or seen.ip != ont.ip or seen.area != ont.area):
+                pending.add(ont.id)
+        pending.update(ont_id for ont_id in item.deleted if ont_id in known)
+        if len(pending) != before:
             self._generation += 1
 
     async def refresh(self) -> None:
-        """Recompute the assignment when the inventory or the configs changed since."""
+        """Bring the assignment up to date: the ONTs that changed, or all after a config change."""
         if self._planned == self._generation:
             return
         async with self._plan_lock:
             while self._planned != self._generation:
                 generation = self._generation
-                onts = dict(self.engine.onts)  # a snapshot: the writer changes the dict
-                configs = list(self.configs.values())
-                t = self.engine.thresholds
-                self._computing = True
-                try:
-                    plan = await asyncio.to_thread(
-                        _make_plan, onts, configs, self.refresh_s, t.down_after, t.critical_rto
-                    )
-                finally:
-                    self._computing = False
-                self._plan, self._onts, self._planned = plan, onts, generation
+                pending, self._pending = self._pending, set()  # changes from now on: next turn
+                if pending is None or len(pending) > INCREMENTAL_MAX:
+                    await self._plan_all()
+                else:
+                    self._plan_some(pending)
+                self._planned = generation
+
+    async def _plan_all(self) -> None:
+        """Assign every ONT, on a thread (100,000 IPs parsed: about 0.3 s)."""
+        onts = dict(self.engine.onts)  # a snapshot: the writer changes the dict
+        configs = list(self.configs.values())
+        t = self.engine.thresholds
+        self._plan = await asyncio.to_thread(
+            _make_plan, onts, configs, self.refresh_s, t.down_after, t.critical_rto
+        )
+        self._onts = onts
+
+    def _plan_some(self, ids: set[str]) -> None:
+        """Assign again only these ONTs; rebuild only the assignments they leave or join."""
+        assigner = Assigner(self.configs.values())
+        owner = dict(self._plan.owner)
+        touched: set[str] = set()
+        for ont_id in ids:
+            ont = self.engine.onts.get(ont_id)
+            old = owner.pop(ont_id, None)
+            new = assigner.owner_of(ont) if ont is not None else None
+            if ont is None:
+                self._onts.pop(ont_id, None)
+            else:
+                self._onts[ont_id] = ont
+            if new is not None:
+                owner[ont_id] = new
+            touched.update(a for a in (old, new) if a is not None)
+        by_agent = dict(self._plan.by_agent)
+        t = self.engine.thresholds
+        for agent in touched:
+            targets = [x for x in by_agent[agent].targets if x[0] not in ids]
+            joining = [(i, self._onts[i].ip.strip()) for i in ids if owner.get(i) == agent]
+            _merge_sorted(targets, joining)
+            version = assignment_version(targets, self.refresh_s, t.down_after, t.critical_rto)
+            by_agent[agent] = Assignment(
+                agent, version, tuple(targets), self.refresh_s, t.down_after, t.critical_rto
+            )
+        assigned = frozenset(owner) if touched else self._plan.assigned
+        self._plan = _Plan(owner, by_agent, assigned)
 
     async def assignment(self, name: str) -> Assignment:
         """The agent's current assignment (empty for an unknown or revoked agent)."""
@@ -811,11 +867,31 @@ def _make_plan(
     targets: dict[str, list[tuple[str, str]]] = {c.name: [] for c in configs if not c.revoked}
     for ont_id, agent in owner.items():
         targets[agent].append((ont_id, onts[ont_id].ip.strip()))
-    by_agent = {}
-    for agent, items in targets.items():
-        items.sort(key=lambda t: id_sort_key(t[0]))
-        version = assignment_version(items, refresh_s, down_after, critical_rto)
-        by_agent[agent] = Assignment(
-            agent, version, tuple(items), refresh_s, down_after, critical_rto
-        )
+    by_agent = {
+        agent: _agent_assignment(agent, items, refresh_s, down_after, critical_rto)
+        for agent, items in targets.items()
+    }
     return _Plan(owner, by_agent, frozenset(owner))
+
+
+def _target_key(target: tuple[str, str]) -> tuple[int, int | str]:
+    return id_sort_key(target[0])
+
+
+def _merge_sorted(targets: list[tuple[str, str]], joining: list[tuple[str, str]]) -> None:
+    """Put a few targets into a list kept in id order, without re-keying all of it."""
+    if len(joining) > MERGE_MAX:
+        targets.extend(joining)
+        targets.sort(key=_target_key)
+        return
+    for target in joining:
+        bisect.insort(targets, target, key=_target_key)
+
+
+def _agent_assignment(
+    agent: str, targets: list[tuple[str, str]], refresh_s: int, down_after: int, critical_rto: int
+) -> Assignment:
+    """One agent's Assignment: its targets in id order and the version they hash to."""
+    targets.sort(key=_target_key)
+    version = assignment_version(targets, refresh_s, down_after, critical_rto)
+    return Assignment(agent, version, tuple(targets), refresh_s, down_after, critical_rto)

@@ -225,14 +225,39 @@ async def test_a_move_during_a_computation_is_not_missed(
         return real(*args)
 
     monkeypatch.setattr(agents_module, "_make_plan", slow_plan)
-    await desk.reload()
-    desk._generation += 1
+    desk._replan_all()  # as after a config change: everything, on the slowed thread
     computing = asyncio.create_task(desk.refresh())
     await asyncio.sleep(0.05)
-    assert desk._computing
+    assert not computing.done()
     await engine.upsert([Ont("X1", area="Baciro", ip="127.0.3.1")])
     await computing
     assert "X1" in dict((await desk.assignment("POP-1")).targets)
+
+
+async def test_incremental_plan_matches_a_full_one(desk: AgentDesk, engine: Engine) -> None:
+    """Each change re-assigns only its ONTs; the result is what planning everything gives."""
+    changes: list[list[Ont]] = [
+        [Ont("X1", area="Baciro", ip="127.0.3.1")],  # into POP-1's area
+        [Ont("B1", area="Nowhere", ip="127.0.2.77")],  # from POP-1 to POP-2 by prefix
+        [Ont("K2", area="Nowhere", ip="bad")],  # unprobeable: nobody's
+        onts(20, "Kotabaru", "127.0.2", start=100),  # new, POP-2's
+        [Ont("N1", area="Nowhere", ip="127.0.9.1")],  # new, the centre's
+        # more than MERGE_MAX joining one agent at once: sorted again, not inserted
+        [Ont(f"J{i}", area="Baciro", ip=f"127.0.{5 + i // 200}.{i % 200 + 1}") for i in range(250)],
+    ]
+    for batch in changes:
+        await engine.upsert(batch)
+        await check_plan(desk, engine)
+    await engine.delete("K101")
+    await engine.rename_area("Baciro", "Kotabaru")
+    await check_plan(desk, engine)
+
+
+async def check_plan(desk: AgentDesk, engine: Engine) -> None:
+    full = agents_module._make_plan(dict(engine.onts), list(desk.configs.values()), 300, 2, 3)
+    for name in desk.configs:
+        assert await desk.assignment(name) == full.by_agent[name], name
+    assert desk.assigned() == full.assigned
 
 
 async def test_state_only_commits_do_not_recompute(desk: AgentDesk, clock: ManualClock) -> None:
