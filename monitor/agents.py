@@ -788,8 +788,8 @@ class AgentDesk:
         """One "agent lost" alert; its ONTs UNKNOWN (not OFF); persisted at once."""
         live = self._live[name]
         async with live.lock:
-            if live.lost_since is not None:
-                return
+            if self._verdict(name, self.clock()) is not Liveness.LOSE:
+                return  # a report came in meanwhile (or it was lost already)
             assignment = self._assignment(name)
             ids = [ont_id for ont_id, _ in assignment.targets]
             await self.engine.mark_unobserved(ids, agent=name)
