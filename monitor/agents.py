@@ -754,9 +754,8 @@ class AgentDesk:
             await self.reload()
         await self.refresh()
         now = self.clock()
-        lost = [name for name in sorted(self._live) if self._verdict(name, now) is Liveness.LOSE]
-        for name in lost:
-            await self._lose(name, now)
+        silent = [n for n in sorted(self._live) if self._verdict(n, now) is Liveness.LOSE]
+        lost = [name for name in silent if await self._lose(name, now)]
         await self._unobserve_moved()
         if time.monotonic() - self._saved >= SAVE_EVERY_S:
             await self.save()
@@ -784,12 +783,12 @@ class AgentDesk:
                 await self.engine.mark_unobserved([i for i, _ in assignment.targets], agent=name)
             live.unobserved = assignment.version
 
-    async def _lose(self, name: str, now: datetime) -> None:
+    async def _lose(self, name: str, now: datetime) -> bool:
         """One "agent lost" alert; its ONTs UNKNOWN (not OFF); persisted at once."""
         live = self._live[name]
         async with live.lock:
             if self._verdict(name, self.clock()) is not Liveness.LOSE:
-                return  # a report came in meanwhile (or it was lost already)
+                return False  # a report came in meanwhile (or it was lost already)
             assignment = self._assignment(name)
             ids = [ont_id for ont_id, _ in assignment.targets]
             await self.engine.mark_unobserved(ids, agent=name)
@@ -804,6 +803,7 @@ class AgentDesk:
             live.unsaved = True
             log.warning("probe agent %s lost: %d ONTs unobserved", name, len(ids))
         await self.save()
+        return True
 
     # -- the read side --------------------------------------------------------------------
 
