@@ -1,6 +1,7 @@
 """A quiet network through one probe agent: bytes on the wire per minute and the agent's CPU.
 
     .venv/bin/python bench/agent_quiet_bench.py [--onts 25000] [--interval 5] [--seconds 60]
+        [--silence 20 --trials 5]
 
 The real centre (Service, AgentDesk, SQLite) runs in this process on a free loopback port;
 the agent is the real `ontwatch agent` process, sweeping --onts loopback addresses in
@@ -8,7 +9,9 @@ the agent is the real `ontwatch agent` process, sweeping --onts loopback address
 127.0.0.1, so the figure is every byte both ways: headers, gzip bodies, the assignment
 fetches (304s), the answers. After a warm-up (the full report at start is applied and one
 refresh cycle has begun) the bench measures --seconds: bytes up/down, reports, and the
-agent's CPU from /proc (user + system time over wall time, in % of one core).
+agent's CPU from /proc (user + system time over wall time, in % of one core). With
+--silence K (root, nftables): K ONTs are silenced at a random phase, --trials times, and the
+time until the centre has each of them OFF is printed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +34,7 @@ from ontwatch.service import Service, utcnow
 from ontwatch.settings import load_settings
 from storage.agents import Agents
 from storage.database import Database
+from tests.netfilter import missing_privileges, nft_table
 from tests.process import ROOT, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -102,7 +108,7 @@ def loopback_onts(n: int) -> list[Ont]:
     return out
 
 
-async def bench(n: int, interval: float, seconds: float) -> None:
+async def bench(n: int, interval: float, seconds: float, silence: int, trials: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     db_path, port = work / "centre.db", free_port()
     db = await Database(db_path).open()
@@ -159,6 +165,8 @@ async def bench(n: int, interval: float, seconds: float) -> None:
         print(f"  agent CPU: {100 * cpu / wall:.1f} % of one core")
         off = sum(1 for i in range(n) if states[f"b{i}"].status is not Status.ON)
         print(f"  ONTs not ON at the centre at the end: {off}")
+        if silence:
+            await silence_to_off(svc, n, interval, silence, trials)
     finally:
         if proc is not None:
             proc.terminate()
@@ -170,6 +178,44 @@ async def bench(n: int, interval: float, seconds: float) -> None:
         await svc.stop()
 
 
+async def silence_to_off(svc: Service, n: int, interval: float, k: int, trials: int) -> None:
+    """k ONTs silenced at a random phase of the sweep, `trials` times: seconds until the centre
+    has each OFF (what the agent's quick second echo is for), then back ON."""
+    reason = missing_privileges("nft")
+    if reason:
+        print(f"  silence-to-OFF skipped: {reason}")
+        return
+    assert svc.engine is not None
+    states, rng, times = svc.engine.states, random.Random(13), []
+    for trial in range(trials):
+        picked = rng.sample(range(n), k)
+        ips = ", ".join(loopback_onts(n)[i].ip for i in picked)
+        await asyncio.sleep(rng.uniform(0, interval))
+        body = (
+            "chain in { type filter hook input priority -10; policy accept;\n"
+            f"  ip daddr {{ {ips} }} icmp type echo-request drop\n}}"
+        )
+        with nft_table(body):
+            t0 = time.monotonic()
+            pending = {f"b{i}" for i in picked}
+            while pending and time.monotonic() - t0 < 60:
+                for ont_id in [i for i in pending if states[i].status is Status.OFF]:
+                    times.append(time.monotonic() - t0)
+                    pending.discard(ont_id)
+                await asyncio.sleep(0.02)
+            assert not pending, f"trial {trial}: {len(pending)} never OFF"
+        deadline = time.monotonic() + 60
+        while any(states[f"b{i}"].status is not Status.ON for i in picked):
+            assert time.monotonic() < deadline, "the silenced ONTs never came back"
+            await asyncio.sleep(0.1)
+    times.sort()
+    print(
+        f"  silence to OFF at the centre ({len(times)} ONTs, {trials} random phases): median "
+        f"{statistics.median(times):.2f} s, p90 {times[int(0.9 * (len(times) - 1))]:.2f} s, "
+        f"max {times[-1]:.2f} s"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -177,10 +223,17 @@ def main() -> None:
     p.add_argument("--onts", type=int, default=25_000)
     p.add_argument("--interval", type=float, default=5.0)
     p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument(
+        "--silence",
+        type=int,
+        default=0,
+        help="then silence this many ONTs (nftables, root)",
+    )
+    p.add_argument("--trials", type=int, default=5, help="silence trials, each at a random phase")
     a = p.parse_args()
     if not 1 <= a.onts <= 65_000:
         p.error("--onts must be 1..65000 (127.80.0.0/16)")
-    asyncio.run(bench(a.onts, a.interval, a.seconds))
+    asyncio.run(bench(a.onts, a.interval, a.seconds, a.silence, a.trials))
 
 
 if __name__ == "__main__":
