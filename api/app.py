@@ -160,6 +160,9 @@ async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
                 parts.append(chunk)
     except TimeoutError:
         raise ApiError(408, "request body too slow", {"timeout_s": BODY_TIMEOUT}) from None
+    except web.RequestPayloadError:  # e.g. Content-Encoding: gzip over bytes that are not
+        detail = "the body could not be read (is its Content-Encoding right?)"
+        raise ApiError(400, "malformed body", detail) from None
     return b"".join(parts)
 
 

@@ -171,6 +171,14 @@ async def test_gzip_body_is_accepted(centre: Centre, engine: Engine) -> None:
     assert engine.states["K2"].status is Status.OFF and engine.states["K2"].rto_count == 4
 
 
+async def test_a_body_that_is_not_gzip_is_400(centre: Centre) -> None:
+    c = centre
+    headers = {**c.auth("POP-2"), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    resp = await c.client.post("/api/agent/report", data=b"not gzip at all", headers=headers)
+    assert resp.status == 400 and (await resp.json())["error"] == "malformed body"
+    assert c.desk.statuses()[1].reports == 0
+
+
 async def test_body_bound_counts_decompressed_bytes(centre: Centre) -> None:
     c = centre
     raw = gzip.compress(b" " * (33 * 2**20))  # 33 kB on the wire, 33 MB inflated
