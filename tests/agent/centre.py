@@ -8,6 +8,7 @@ centre; this one exists so the agent's own rules are testable in isolation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class FakeCentre:
     retry_after: str | None = None
     want_full: bool = False
     bad_seqs: set[int] = field(default_factory=set)  # reports answered 400 (a bad field)
+    delay: float = 0.0  # seconds each report answer takes (a slow centre)
     reports: list[dict[str, Any]] = field(default_factory=list)  # applied, in arrival order
     received: list[dict[str, Any]] = field(default_factory=list)  # every body, as received
     encodings: list[str] = field(default_factory=list)
@@ -94,6 +96,8 @@ class FakeCentre:
         if not self._authorised(request):
             return web.json_response({"error": "unauthorized"}, status=401)
         self.encodings.append(request.headers.get("Content-Encoding", ""))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         body = await request.json()  # aiohttp undoes Content-Encoding: gzip
         self.received.append(body)
         if self.status is not None:

@@ -303,6 +303,39 @@ async def test_the_bound_drops_the_oldest_and_a_full_report_follows(
     assert seqs == sorted(seqs) and seqs != list(range(1, len(seqs) + 1))  # a gap: dropped
 
 
+async def test_a_slow_centre_never_delays_the_sweeps(centre: FakeCentre, agents: Any) -> None:
+    """Each answer takes 1 s; sweeps go on at 0.2 s; reports queue and go one at a time."""
+    centre.delay = 1.0
+    sweeper = ScriptedSweeper()
+    runner = await agents(centre, sweeper).start()
+    started = time.monotonic()
+    await until(lambda: runner.sweeps >= 10, within=5, what="ten sweeps")
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.5 and len(centre.received) <= elapsed / 1.0 + 1
+    assert runner.queue.depth >= 5 and runner.overruns == 0
+
+
+async def test_the_gate_holding_sends_no_losses(agents: Any) -> None:
+    """12 ONTs, all silent in one sweep: the report says held, carries no losses; the one
+    that still answers is reported; after the gate releases, losses are counted again."""
+    c = await FakeCentre(targets=[(str(i), f"{NET}.{i}") for i in range(1, 13)]).start()
+    try:
+        sweeper = ScriptedSweeper()
+        runner = await agents(c, sweeper).start()
+        await until(lambda: any(r["full"] and r["obs"] for r in c.reports), what="full")
+        n = len(c.reports)
+        sweeper.silent = {f"{NET}.{i}" for i in range(1, 13)}
+        await until(lambda: any(r["sweep"]["held"] for r in c.reports[n:]), what="held")
+        held = [r for r in c.reports[n:] if r["sweep"]["held"]]
+        assert all(o[2] == 0 for r in held for o in r["obs"]) and held[0]["sweep"]["retried"] == 0
+        assert all(v == 0 for v in runner.tracker.lost.values())
+        sweeper.silent = {f"{NET}.1", f"{NET}.2"}
+        await until(lambda: runner.tracker.lost.get("1", 0) >= 2, what="losses counted again")
+        assert runner.tracker.lost["3"] == 0
+    finally:
+        await c.stop()
+
+
 @needs_icmp
 async def test_real_loopback_sweeps_reach_the_centre(centre: FakeCentre, agents: Any) -> None:
     """The real Sweeper (loopback only) on five 127.77.3.x addresses: all answer, sweep stats
