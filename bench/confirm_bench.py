@@ -13,6 +13,9 @@ commit (its feed) that makes the ONT OFF (down_after 2: two lost echoes). Every 
 deleted as soon as its ONT is OFF. The modes run one after the other in the same process,
 on the same engine and sweeper, each with its own ONTs.
 
+It also times each silenced ONT's first stored notification (its incident opens at the
+first lost echo, rto 1: a warning), which the retry does not move.
+
 It also counts the echoes sent: on a quiet network both modes send one echo per ONT per
 sweep and nothing more; with the retry on, each newly silent ONT costs one extra echo, and
 each retry sweep up to 10 canaries (answering ONTs probed again, monitor.rounds).
@@ -97,6 +100,7 @@ class Watch:
 
     watched: set[str] = field(default_factory=set)
     off_at: dict[str, float] = field(default_factory=dict)
+    noticed_at: dict[str, float] = field(default_factory=dict)  # its first stored notice
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __call__(self, item: FeedItem) -> None:
@@ -107,14 +111,21 @@ class Watch:
             if ont.id in self.watched and state.status is Status.OFF and ont.id not in self.off_at:
                 self.off_at[ont.id] = now
                 self.waiters[ont.id].set()
+        for notice in item.notices:
+            ont_id = notice.ont.id if notice.ont is not None else ""
+            if ont_id in self.watched and ont_id not in self.noticed_at:
+                self.noticed_at[ont_id] = now
 
     def watch(self, ont_id: str) -> asyncio.Event:
         self.watched.add(ont_id)
         return self.waiters.setdefault(ont_id, asyncio.Event())
 
 
-async def trial(ont: Ont, delay: float, watch: Watch, bound: float) -> float | None:
-    """Silence one ONT after delay; seconds from just before the rule to OFF (None: timed out)."""
+async def trial(
+    ont: Ont, delay: float, watch: Watch, bound: float
+) -> tuple[float, float | None] | None:
+    """Silence one ONT after delay; seconds from just before the rule to OFF and to its first
+    notice (None: timed out)."""
     await asyncio.sleep(delay)
     done = watch.watch(ont.id)
     with ExitStack() as rules:
@@ -127,7 +138,8 @@ async def trial(ont: Ont, delay: float, watch: Watch, bound: float) -> float | N
             return None
         finally:
             await asyncio.to_thread(rules.close)
-    return watch.off_at[ont.id] - started
+    noticed = watch.noticed_at.get(ont.id)
+    return watch.off_at[ont.id] - started, None if noticed is None else noticed - started
 
 
 async def wait_all_on(engine: Engine, ids: Sequence[str], bound: float) -> None:
@@ -144,6 +156,7 @@ async def wait_all_on(engine: Engine, ids: Sequence[str], bound: float) -> None:
 class ModeResult:
     name: str
     times: list[float]
+    notices: list[float]  # to the ONT's first stored notification (the incident opened)
     missed: int
     echoes_per_sweep: float  # full sweeps, quiet network
     quiet_extra: int  # retry echoes on the quiet network (should be none)
@@ -185,9 +198,10 @@ async def run_mode(
         retry_sweeps = counting.retry_sweeps - retry_sweeps_before
     finally:
         await prober.stop()
-    times = [t for t in results if t is not None]
+    times = [t[0] for t in results if t is not None]
+    notices = [t[1] for t in results if t is not None and t[1] is not None]
     missed = len(results) - len(times)
-    return ModeResult(name, times, missed, quiet, quiet_extra, extra, retry_sweeps)
+    return ModeResult(name, times, notices, missed, quiet, quiet_extra, extra, retry_sweeps)
 
 
 def pick(onts: list[Ont], k: int, rng: random.Random) -> list[Ont]:
@@ -217,6 +231,12 @@ def show(r: ModeResult, n: int) -> None:
         f"{r.extra_echoes} extra echoes in {r.retry_sweeps} retry sweeps "
         f"for {len(r.times) + r.missed} silenced"
     )
+    if r.notices:
+        print(
+            f"{'':<18} silent->first notice (incident opened) median "
+            f"{statistics.median(r.notices):5.2f} s  p90 {quantile(r.notices, 0.9):5.2f} s  "
+            f"max {max(r.notices):5.2f} s  (n={len(r.notices)})"
+        )
 
 
 async def main(args: argparse.Namespace) -> int:

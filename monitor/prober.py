@@ -128,19 +128,17 @@ class Prober:
             ]
             await self.engine.ingest_many(observations)
 
-    async def apply_round(self, result: Round, by_ip: dict[str, list[str]]) -> None:
-        """Apply a round's echoes in time order: every first echo, then the retries' echoes,
-        each at the time it was known (two lost echoes of a retried ONT = rto 2 = OFF)."""
-        firsts: dict[datetime, list[tuple[list[str], bool]]] = {}
-        seconds: dict[datetime, list[tuple[list[str], bool]]] = {}
+    async def apply_echoes(self, result: Round, by_ip: dict[str, list[str]], nth: int) -> None:
+        """Apply each address's nth echo of a round (0: the sweep's, 1: the retry's), at the
+        time it was known, in time order (two lost echoes of a retried ONT = rto 2 = OFF)."""
+        by_time: dict[datetime, list[tuple[list[str], bool]]] = {}
         for ip, ids in by_ip.items():
             echoes = result.echoes[ip]
-            firsts.setdefault(echoes[0].at, []).append((ids, echoes[0].replied))
-            for echo in echoes[1:]:
-                seconds.setdefault(echo.at, []).append((ids, echo.replied))
-        for group in (firsts, seconds):
-            for at in sorted(group):
-                await self.apply(group[at], at)
+            if len(echoes) > nth:
+                echo = echoes[nth]
+                by_time.setdefault(echo.at, []).append((ids, echo.replied))
+        for at in sorted(by_time):
+            await self.apply(by_time[at], at)
 
     def answered_last(self, ip: str) -> bool:
         """Whether ip answered its latest echo; for an IP not swept yet (a restart), whether
@@ -162,60 +160,78 @@ class Prober:
         self._answered = {ip: result.last(ip) or (held and before(ip)) for ip in by_ip}
 
     async def sweep_once(self) -> SweepReport:
-        """One round; its echoes go through engine.ingest_many unless the gate holds them."""
+        """One round; its echoes go through engine.ingest_many unless the gate holds them.
+
+        The sweep's echoes are applied before the retry goes out (a first lost echo opens
+        its incident as early as without the retry); the retry's echoes after it, unless
+        its canaries say the monitor itself went blind.
+        """
         by_ip = self.targets()
         if not by_ip:
             report = SweepReport(0, 0, 0, 0, 0.0, False, "no ONT with a valid IP")
             self.last = report
             return report
         self._ids_of = by_ip
+
+        async def first(partial: Round) -> None:
+            if not partial.held:
+                await self._resume(partial)
+                await self.apply_echoes(partial, by_ip, 0)
+
         result = await probe_round(
             self.sweeper,
             list(by_ip),
             wall=self.clock,
             answered_last=self.answered_last if self.retry else _never,
             silent_share=self.silent_share,
+            on_first=first,
         )
-        now = self.clock()
-        replied, silent = result.replied, result.silent
         self.sweeps += 1
         self.retries += result.retried + result.canaries
-        gate = result.held
-        if gate:
-            blind = result.blind  # with a retry's canaries that fell silent too
-            reason = (
-                f"{blind} of {len(by_ip)} ONT addresses silent in one round: the monitor's own "
-                "network is the likely fault; ONT alerts are held until replies come back"
-            )
-            if not self.holding:
-                self.holding = True
-                log.error("%s", reason)
-                why = Reason.of(ReasonCode.MONITOR_BLIND, silent=blind, targets=len(by_ip))
-                await self.engine.announce(
-                    Event(EventKind.MONITOR_OFFLINE, Severity.CRITICAL, now, why)
-                )
+        if result.held:
+            reason = await self._hold(result)
         else:
-            if self.holding:
-                self.holding = False
-                reason = f"replies are back ({replied} of {len(by_ip)}): probing resumed"
-                log.warning("%s", reason)
-                why = Reason.of(ReasonCode.MONITOR_SEES, replied=replied, targets=len(by_ip))
-                await self.engine.announce(Event(EventKind.MONITOR_ONLINE, Severity.OK, now, why))
-            await self.apply_round(result, by_ip)
-            reason = f"{replied} replied, {silent} silent, {result.retried} retried"
+            await self.apply_echoes(result, by_ip, 1)
+            reason = f"{result.replied} replied, {result.silent} silent, {result.retried} retried"
         self._remember(result, by_ip)
         report = SweepReport(
-            targets=len(by_ip),
-            replied=replied,
-            silent=silent,
+            targets=result.targets,
+            replied=result.replied,
+            silent=result.silent,
             errors=result.errors,
             duration=result.duration,
-            held=gate,
+            held=result.held,
             reason=reason,
             retried=result.retried,
         )
         self.last = report
         return report
+
+    async def _hold(self, result: Round) -> str:
+        """The gate holds: one MONITOR_OFFLINE when it starts holding; the reason."""
+        blind = result.blind  # with a retry's canaries that fell silent too
+        reason = (
+            f"{blind} of {result.targets} ONT addresses silent in one round: the monitor's own "
+            "network is the likely fault; ONT alerts are held until replies come back"
+        )
+        if not self.holding:
+            self.holding = True
+            log.error("%s", reason)
+            why = Reason.of(ReasonCode.MONITOR_BLIND, silent=blind, targets=result.targets)
+            event = Event(EventKind.MONITOR_OFFLINE, Severity.CRITICAL, self.clock(), why)
+            await self.engine.announce(event)
+        return reason
+
+    async def _resume(self, partial: Round) -> None:
+        """A sweep the gate lets through after holding: one MONITOR_ONLINE, then its echoes."""
+        if not self.holding:
+            return
+        self.holding = False
+        log.warning(
+            "replies are back (%d of %d): probing resumed", partial.replied, partial.targets
+        )
+        why = Reason.of(ReasonCode.MONITOR_SEES, replied=partial.replied, targets=partial.targets)
+        await self.engine.announce(Event(EventKind.MONITOR_ONLINE, Severity.OK, self.clock(), why))
 
 
 def _never(_ip: str) -> bool:

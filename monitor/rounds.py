@@ -15,14 +15,15 @@ The self-health gate lives here (the prober re-exports it as monitor.prober.gate
 round must know whether the gate holds before it decides to retry, and the prober imports
 this module, so the gate cannot live in the prober without a circular import.
 
-Call: ``await probe_round(sweeper, addresses, wall=clock, answered_last=f, silent_share=0.9)``;
-the signature is the one committed with the agents' skeleton.
+Call: ``await probe_round(sweeper, addresses, wall=clock, answered_last=f, silent_share=0.9)``,
+the signature committed with the agents' skeleton; the keyword ``on_first`` (optional) is
+told the first sweep's echoes before the retry goes out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -111,6 +112,32 @@ def _canaries(addresses: Sequence[str], first: SweepResult) -> list[str]:
     return answered[::step][:CANARIES]
 
 
+def _summary(
+    targets: Sequence[str],
+    echoes: Mapping[str, tuple[Echo, ...]],
+    errors: set[str],
+    started: float,
+    held: bool,
+    retried: int,
+    canaries: int = 0,
+    canaries_lost: int = 0,
+) -> Round:
+    """The Round as far as it is known: counts from each address's latest echo."""
+    replied = sum(1 for a in targets if echoes[a][-1].replied)
+    return Round(
+        echoes=echoes,
+        targets=len(targets),
+        replied=replied,
+        silent=len(targets) - replied,
+        retried=retried,
+        errors=len(errors),
+        duration=time.perf_counter() - started,
+        held=held,
+        canaries=canaries,
+        canaries_lost=canaries_lost,
+    )
+
+
 async def probe_round(
     sweeper: Sweeps,
     addresses: Sequence[str],
@@ -118,6 +145,7 @@ async def probe_round(
     wall: Callable[[], datetime],
     answered_last: Callable[[str], bool],
     silent_share: float = 0.9,
+    on_first: Callable[[Round], Awaitable[None]] | None = None,
 ) -> Round:
     """Sweep addresses; retry at once those silent now that answered_last(address).
 
@@ -126,6 +154,11 @@ async def probe_round(
     says held; it is held as well when the canaries sent with the retry (see _canaries) fall
     silent. Each echo carries wall() read when its sweep ended, so a retried address has two
     echoes about one timeout apart, in time order.
+
+    on_first, if given, is awaited with the round as the first sweep left it (one echo per
+    address; retried = how many are about to be) before the retry is sent: a caller that
+    applies those echoes at once tells a first lost echo (an incident opening) as early as
+    without the retry, instead of a timeout later. The Round returned holds every echo.
     """
     targets = _distinct(addresses)
     started = time.perf_counter()
@@ -138,30 +171,21 @@ async def probe_round(
     silent_first = sum(1 for echo in echoes.values() if not echo[0].replied)
     held = gate_holds(len(targets), silent_first, silent_share)
     retry = [] if held else _to_retry(targets, first, answered_last)
-    canaries = _canaries(targets, first) if retry else []
-    lost = 0
-    if retry:
-        second = await sweeper.sweep(retry + canaries)
-        second_at = wall()
-        for a in retry:
-            result = second.results[a]
-            echoes[a] = (*echoes[a], Echo(second_at, result.replied))
-            if result.error:
-                errors.add(a)
-            else:
-                errors.discard(a)
-        lost = sum(1 for a in canaries if not second.results[a].replied)
-        held = gate_holds(len(canaries), lost, silent_share)
-    replied = sum(1 for a in targets if echoes[a][-1].replied)
-    return Round(
-        echoes=echoes,
-        targets=len(targets),
-        replied=replied,
-        silent=len(targets) - replied,
-        retried=len(retry),
-        errors=len(errors),
-        duration=time.perf_counter() - started,
-        held=held,
-        canaries=len(canaries),
-        canaries_lost=lost,
-    )
+    if on_first is not None:
+        # A copy: the retry adds to echoes, the first sweep's view stays as it was told.
+        await on_first(_summary(targets, dict(echoes), errors, started, held, len(retry)))
+    if not retry:
+        return _summary(targets, echoes, errors, started, held, 0)
+    canaries = _canaries(targets, first)
+    second = await sweeper.sweep(retry + canaries)
+    second_at = wall()
+    for a in retry:
+        result = second.results[a]
+        echoes[a] = (*echoes[a], Echo(second_at, result.replied))
+        if result.error:
+            errors.add(a)
+        else:
+            errors.discard(a)
+    lost = sum(1 for a in canaries if not second.results[a].replied)
+    held = gate_holds(len(canaries), lost, silent_share)
+    return _summary(targets, echoes, errors, started, held, len(retry), len(canaries), lost)

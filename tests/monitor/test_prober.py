@@ -273,14 +273,50 @@ async def test_a_cut_right_after_a_sweep_is_held_not_off(
         cutting = CutAfterSweep(sweeper, rules)
         prober = Prober(engine, cutting, interval=5, clock=clock)
         await prober.sweep_once()
-        rules.enter_context(nft_table(silence_rule("127.2.8.35-127.2.8.40")))
+        rules.enter_context(nft_table(silence_rule("127.2.8.37-127.2.8.40")))
         cutting.armed = True
         clock.advance(seconds=5)
         report = await prober.sweep_once()
-        assert (report.held, report.retried) == (True, 6)
-        assert all(s.rto_count == 0 and s.status is Status.ON for _, s in engine.items())
+        assert (report.held, report.retried) == (True, 4)  # 4 of one area: no mass outage
+        # The sweep's own echoes were applied before the retry, as without it (rto 1); the
+        # retry's were not: no ONT is OFF.
+        rto = {o.id: engine.states[o.id].rto_count for o in fleet}
+        assert rto == {o.id: int(o.id in {f"Baciro-{i}" for i in range(37, 41)}) for o in fleet}
+        assert all(s.status is not Status.OFF for _, s in engine.items())
     clock.advance(seconds=5)
     back = await prober.sweep_once()
     assert not back.held and back.replied == 40
-    kinds = [n.kind for n in reversed(await reads.notifications())]
+    kinds = [n.kind for n in reversed(await reads.notifications()) if not n.ont_id]
     assert kinds == [EventKind.MONITOR_OFFLINE.value, EventKind.MONITOR_ONLINE.value]
+
+
+@dataclass
+class Spy:
+    """The real sweeper, noting G's rto count in the engine when each sweep is asked for."""
+
+    sweeper: Sweeper
+    engine: Engine
+    seen: list[tuple[int, int]]  # (addresses swept, G's rto count then)
+
+    @property
+    def mode(self) -> str:
+        return self.sweeper.mode
+
+    async def sweep(self, addresses: Sequence[str]) -> SweepResult:
+        self.seen.append((len(addresses), self.engine.states["G"].rto_count))
+        return await self.sweeper.sweep(addresses)
+
+
+async def test_the_first_lost_echo_is_applied_before_the_retry(
+    engine: Engine, sweeper: Sweeper, clock: ManualClock, reads: Queries
+) -> None:
+    """The retry must not delay the incident opening at the first lost echo by a timeout."""
+    await engine.upsert(with_gone(onts("127.3.6", 20, "Answer"), "127.2.9.1"))
+    spy = Spy(sweeper, engine, [])
+    prober = Prober(engine, spy, interval=5, clock=clock)
+    await prober.sweep_once()
+    with nft_table(silence_rule("127.2.9.1")):
+        clock.advance(seconds=5)
+        await prober.sweep_once()
+    assert spy.seen == [(21, 0), (21, 0), (1 + CANARIES, 1)]  # rto 1 stored before the retry
+    assert [n.kind for n in await reads.notifications(ont_id="G")] == ["opened"]

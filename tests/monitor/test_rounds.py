@@ -241,6 +241,36 @@ async def test_errors_count_the_latest_echo() -> None:
     assert result.last(flaky) and not result.last(broken)
 
 
+async def test_on_first_is_told_the_sweep_before_the_retry_goes_out() -> None:
+    targets = addrs(20)
+    sweeper = ScriptedSweeper(silent=[{targets[4]}])
+    told: list[tuple[int, Round]] = []
+
+    async def on_first(partial: Round) -> None:
+        told.append((len(sweeper.calls), partial))
+
+    result = await probe_round(
+        sweeper, targets, wall=StepClock(), answered_last=always, on_first=on_first
+    )
+    [(calls_then, partial)] = told
+    assert calls_then == 1  # the retry was not sent yet
+    assert (partial.retried, partial.replied, partial.silent, partial.held) == (1, 19, 1, False)
+    assert all(len(e) == 1 for e in partial.echoes.values())
+    assert len(result.echoes[targets[4]]) == 2  # the round returned has both
+
+
+async def test_on_first_is_told_a_held_sweep_too() -> None:
+    targets = addrs(12)
+    sweeper = ScriptedSweeper(silent=[set(targets)])
+    told: list[Round] = []
+
+    async def on_first(partial: Round) -> None:
+        told.append(partial)
+
+    await probe_round(sweeper, targets, wall=StepClock(), answered_last=always, on_first=on_first)
+    assert [(r.held, r.retried) for r in told] == [(True, 0)]
+
+
 async def test_no_addresses_is_an_empty_round() -> None:
     sweeper = ScriptedSweeper(silent=[set()])
     result, _ = await run(sweeper, [])
