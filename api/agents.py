@@ -66,7 +66,8 @@ class ReportBody(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    epoch: str = Field(min_length=1, max_length=MAX_TEXT)
+    # printable ASCII: it is stored (the agents table) and must always be storable
+    epoch: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"^[!-~]+$")
     seq: int = Field(ge=0, le=MAX_SEQ)
     sent_at: Timestamp
     interval: float = Field(gt=0, le=3600, allow_inf_nan=False)

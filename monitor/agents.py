@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from monitor.engine import EARLIEST, Engine
 from monitor.feed import Commit, FeedItem
 from monitor.model import (
     Decision,
@@ -43,9 +44,6 @@ from monitor.model import (
     Severity,
     id_sort_key,
 )
-
-if TYPE_CHECKING:
-    from monitor.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -336,10 +334,14 @@ def skew_of(sent_at: datetime, now: datetime) -> float:
 
 
 def corrected(at: datetime, skew: float, now: datetime) -> datetime:
-    """An observation's time on the centre's clock; never in the centre's future."""
+    """An observation's time on the centre's clock: never in the centre's future, never
+    before the engine's earliest time (an agent's clock can be off by centuries)."""
     if skew:
-        at = at + timedelta(seconds=skew)
-    return now if at > now else at
+        try:
+            at = at + timedelta(seconds=skew)
+        except OverflowError:
+            return now if skew > 0 else EARLIEST
+    return min(max(at, EARLIEST), now)
 
 
 def assignment_version(

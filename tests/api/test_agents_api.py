@@ -194,6 +194,7 @@ async def test_body_bound_counts_decompressed_bytes(centre: Centre) -> None:
         ({"seq": -1}, "seq"),
         ({"seq": True}, "seq"),
         ({"epoch": ""}, "epoch"),
+        ({"epoch": "two words"}, "epoch"),
         ({"interval": 0}, "interval"),
         ({"sent_at": "yesterday"}, "sent_at"),
         ({"sent_at": 1e300}, "sent_at"),
@@ -221,6 +222,14 @@ async def test_bad_fields_are_422_naming_the_field(
     assert c.desk.statuses()[0].reports == 0
 
 
+async def test_an_agent_clock_centuries_off_is_no_500(centre: Centre, engine: Engine) -> None:
+    c = centre
+    payload = {**body(1, [], c.clock), "sent_at": 0.0, "obs": [["B1", 253_000_000_000.0, 0]]}
+    status, answer = await post(c, "POP-1", payload)
+    assert status == 200 and answer["accepted"] == 1  # corrected to now, not overflowed
+    assert engine.states["B1"].last_seen == c.clock()
+
+
 async def test_missing_field_and_malformed_json(centre: Centre) -> None:
     c = centre
     payload = body(1, [], c.clock)
@@ -231,6 +240,9 @@ async def test_missing_field_and_malformed_json(centre: Centre) -> None:
     resp = await c.client.post("/api/agent/report", data=b"{not json", headers=headers)
     assert resp.status == 400
     resp = await c.client.post("/api/agent/report", data=b"", headers=headers)
+    assert resp.status == 400
+    lone = json.dumps({**payload, "epoch": "e\ud800"}).encode()  # never storable
+    resp = await c.client.post("/api/agent/report", data=lone, headers=headers)
     assert resp.status == 400
     deep = b"[" * 100_000 + b"]" * 100_000
     resp = await c.client.post("/api/agent/report", data=deep, headers=headers)

@@ -28,7 +28,7 @@ from monitor.agents import (
     lost_window,
     skew_of,
 )
-from monitor.engine import Engine
+from monitor.engine import EARLIEST, Engine
 from monitor.model import Observation, Ont, Status
 from storage.agents import Agents
 from storage.database import Database
@@ -134,6 +134,18 @@ def test_skew_of(sent_offset: float, skew: float) -> None:
 def test_corrected(at_offset: float, skew: float, expected_offset: float) -> None:
     at = T0 + timedelta(seconds=at_offset)
     assert corrected(at, skew, T0) == T0 + timedelta(seconds=expected_offset)
+
+
+@pytest.mark.parametrize(
+    ("at", "skew", "expected"),
+    [
+        (datetime(9998, 12, 1, tzinfo=UTC), 3e9, T0),  # past datetime's end: now
+        (datetime(1971, 1, 1, tzinfo=UTC), -3e11, EARLIEST),  # before year 1: the earliest
+        (datetime(1950, 1, 1, tzinfo=UTC), -2e9, EARLIEST),  # before 1900: the earliest
+    ],
+)
+def test_corrected_never_overflows(at: datetime, skew: float, expected: datetime) -> None:
+    assert corrected(at, skew, T0) == expected
 
 
 # -- the desk on a real engine -----------------------------------------------------------------
