@@ -448,9 +448,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": (
         "Run a probe agent inside a POP (docs/agents.md): sweep the ONTs the centre assigns, "
         "queue each report on disk (ONTWATCH_AGENT_QUEUE) and send it to ONTWATCH_CENTRAL_URL "
-        "with the agent's token; reports wait in the queue while the centre is unreachable.",
-        "ONTWATCH_CENTRAL_URL=https://noc.example.net ONTWATCH_AGENT_NAME=POP-2 "
-        "ONTWATCH_AGENT_TOKEN_FILE=/etc/ontwatch/agent.token ontwatch agent",
+        "with the agent's token (ONTWATCH_AGENT_NAME, ONTWATCH_AGENT_TOKEN_FILE); reports wait "
+        "in the queue while the centre is unreachable.",
+        "ontwatch agent    (with ONTWATCH_CENTRAL_URL=https://noc.example.net, "
+        "ONTWATCH_AGENT_NAME=POP-2, ONTWATCH_AGENT_TOKEN_FILE=/etc/ontwatch/agent.token)",
     ),
     "agents": (
         "Probe agents (docs/agents.md): list them with their ONTs, last contact, sweep, queue "
