@@ -225,6 +225,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, tile_url: str) -> Iterator[W
             )  # fmt: skip
             assert added.returncode == 0, added.stderr
             assert secrets_absent(added.stdout, tmp / f"{p.name}.token")
+        # The desk reloads agents added by the CLI within seconds: the ONTs come after, as an
+        # operator would add them, so that no ONT is ever the central prober's to sweep.
+        poll(
+            lambda: {a["name"] for a in w.get("/api/agents")} >= set(w.pops),
+            20,
+            "both agents listed by GET /api/agents",
+            w.why,
+        )
         code, body = w.api("POST", "/api/onts", inventory(pops))
         assert code in (200, 201), body
         for p in pops:
