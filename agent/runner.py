@@ -42,6 +42,9 @@ log = logging.getLogger("agent")
 ASSIGNMENT_EVERY = 30.0  # seconds between two assignment fetches (docs/agents.md)
 MAX_SENDS_PER_WAKE = 100  # reports sent back to back while catching up, then a breath
 REFUSED_WAIT = 60.0  # seconds between tries while the token is refused
+# Longest wait between two tries while the centre is unreachable: after the link heals, the
+# backlog starts within this; 100 agents at it cost the centre ~3 requests a second.
+BACKOFF_CAP = 30.0
 COUNTS_KEPT_FOR = 600.0  # seconds a stopped agent's lost counts stay worth resuming
 ProbeRound = Callable[..., Awaitable[Round]]
 
@@ -97,7 +100,7 @@ class AgentRunner:
     probe: ProbeRound = probe_round
     assignment_every: float = ASSIGNMENT_EVERY
     refused_wait: float = REFUSED_WAIT
-    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=BACKOFF_CAP))
     tracker: Tracker = field(default_factory=Tracker)
     assignment: Assignment | None = None
     etag: str | None = None
@@ -110,6 +113,7 @@ class AgentRunner:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _assignment_due: asyncio.Event = field(default_factory=asyncio.Event)
     _first_fetch: asyncio.Event = field(default_factory=asyncio.Event)
+    _reachable: asyncio.Event = field(default_factory=asyncio.Event)  # the centre answered
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refused_logged: bool = False
 
@@ -190,6 +194,7 @@ class AgentRunner:
         except AssignmentError as exc:
             self._log_assignment_failure(exc.outcome)
             return False
+        self._reachable.set()  # cuts a backoff wait short: the centre is back
         if got is None:
             return False
         assignment, etag = got
@@ -445,7 +450,12 @@ class AgentRunner:
                 wait,
             )
         self.stats.last_error = what
-        await asyncio.sleep(wait)
+        if outcome.status is not None:  # the centre answered (503, 429): as long as it asked
+            await asyncio.sleep(wait)
+            return
+        self._reachable.clear()  # no answer at all: an assignment answer ends the wait early
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reachable.wait(), wait)
 
 
 def _assignment_json(a: Assignment) -> dict[str, Any]:

@@ -192,6 +192,41 @@ async def test_backoff_is_bounded_while_the_centre_is_down(centre: FakeCentre, a
     assert time.monotonic() - back < 1.5
 
 
+async def test_the_centre_answering_again_ends_a_long_backoff(
+    centre: FakeCentre, agents: Any
+) -> None:
+    """Backoff waits of 10-20 s; the assignment fetch (every 0.3 s) sees the centre back and
+    the backlog goes at once, not after the wait."""
+    sweeper = ScriptedSweeper()
+    runner = await agents(
+        centre, sweeper, backoff=Backoff(base=20.0, cap=20.0), assignment_every=0.3
+    ).start()
+    await until(lambda: len(centre.reports) >= 1)
+    await centre.stop()
+    await until(lambda: runner.stats.retries >= 1 and runner.queue.depth >= 3)
+    await centre.start()
+    back = time.monotonic()
+    await until(lambda: runner.queue.depth == 0, within=5, what="the backlog")
+    assert time.monotonic() - back < 3
+
+
+async def test_retry_after_of_an_answering_centre_is_honoured(
+    centre: FakeCentre, agents: Any
+) -> None:
+    """503 with Retry-After: 2 — the next try waits those 2 s even though the assignment
+    fetches (every 0.3 s) succeed meanwhile."""
+    sweeper = ScriptedSweeper()
+    runner = await agents(centre, sweeper, assignment_every=0.3).start()
+    await until(lambda: len(centre.reports) >= 1)
+    centre.status, centre.retry_after = 503, "2"
+    n = len(centre.received)
+    await until(lambda: len(centre.received) > n, what="a 503")
+    t = time.monotonic()
+    await until(lambda: len(centre.received) > n + 1, within=5, what="the retry")
+    assert time.monotonic() - t >= 1.9 and runner.stats.retries >= 1
+    centre.status = None
+
+
 async def test_a_report_answered_4xx_is_set_aside_and_the_rest_flow(
     centre: FakeCentre, agents: Any
 ) -> None:
