@@ -286,6 +286,9 @@ class AgentRunner:
     async def sweep_once(self) -> int:
         """One round, one report into the queue (durably); the report's seq."""
         by_ip = self._by_ip
+        # The version swept: an assignment arriving mid-round is the next round's (the report
+        # then names the old one and the centre asks for the full report that follows).
+        version = self.assignment.version if self.assignment else ""
         at = self.wall()
         if by_ip:
             rnd = await self.probe(
@@ -324,15 +327,15 @@ class AgentRunner:
         self.sweeps += 1
         self.full_reports += step.full
         self.last_sweep = sweep
-        seq = await self.queue.put(self._payload(step, sweep))
+        seq = await self.queue.put(self._payload(step, sweep, version))
         self._wake.set()
         return seq
 
-    def _payload(self, step: Step, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    def _payload(self, step: Step, sweep: Mapping[str, Any], version: str) -> dict[str, Any]:
         """What the queue keeps of a report; epoch, seq, sent_at and queue come at sending."""
         return {
             "interval": self.interval,
-            "assignment": self.assignment.version if self.assignment else "",
+            "assignment": version,
             "full": step.full,
             "sweep": dict(sweep),
             "obs": [[i, _stamp(at), lost] for i, at, lost in step.obs],

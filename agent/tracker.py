@@ -41,6 +41,7 @@ class Tracker:
     lost: dict[str, int] = field(default_factory=dict)
     full_due: bool = True  # the first report re-states everything
     _order: list[str] = field(default_factory=list)  # assigned ids, sorted: the refresh ring
+    _assigned: frozenset[str] = frozenset()
     _cursor: int = 0
     _credit: float = 0.0  # ONTs of the ring due but not yet sent (a fraction)
 
@@ -68,6 +69,7 @@ class Tracker:
         keep = set(ont_ids)
         self.lost = {k: v for k, v in self.lost.items() if k in keep}
         self._order = sorted(keep)
+        self._assigned = frozenset(keep)
         self._cursor = self._cursor % len(self._order) if self._order else 0
         if changed:
             self.full_due = True
@@ -106,7 +108,10 @@ class Tracker:
         """
         changes: list[Obs] = []
         latest: dict[str, datetime] = {}
+        assigned = self._assigned
         for ont_id, seen in echoes.items():
+            if ont_id not in assigned:  # swept under an assignment replaced since
+                continue
             for echo in seen:
                 if held and not echo.replied:
                     continue

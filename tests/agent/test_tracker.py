@@ -179,3 +179,12 @@ def test_the_count_stops_at_the_centres_bound() -> None:
     t.restore({"a": MAX_LOST})
     t.step({"a": echoes("-", 0)})
     assert t.lost["a"] == MAX_LOST
+
+
+def test_echoes_of_onts_no_longer_assigned_are_ignored() -> None:
+    """A round swept under the old assignment: its echoes of moved ONTs are not sent."""
+    t = quiet_tracker(["a", "b"])
+    t.step({"a": echoes("+", 0), "b": echoes("+", 0)})
+    t.assign(["a"])
+    step = t.step({"a": echoes("-", 5), "b": echoes("-", 5)})
+    assert [o[0] for o in step.obs] == ["a"] and "b" not in t.lost
