@@ -116,6 +116,7 @@ class AgentRunner:
     _reachable: asyncio.Event = field(default_factory=asyncio.Event)  # the centre answered
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refused_logged: bool = False
+    _refused_said: float = -1e9  # monotonic time of the last "refused observations" line
 
     def __post_init__(self) -> None:
         self.tracker.interval = self.interval
@@ -405,11 +406,14 @@ class AgentRunner:
         self.stats.accepted += answer.accepted
         self.stats.stale += answer.stale
         self.stats.refused_obs += answer.refused
-        if answer.refused:
+        if answer.refused and time.monotonic() - self._refused_said >= 60:
+            self._refused_said = time.monotonic()  # at most a line a minute
             log.warning(
-                "report %d: the centre refused %d observations of ONTs not assigned to this agent",
+                "report %d: the centre refused %d observations of ONTs not assigned to this "
+                "agent (%d since start)",
                 item.seq,
                 answer.refused,
+                self.stats.refused_obs,
             )
         if answer.want_full:
             self.tracker.want_full()
