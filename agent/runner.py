@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from agent.client import (
     Verdict,
     parse_assignment,
 )
-from agent.queue import Queued, ReportQueue
+from agent.queue import Queued, QueueError, ReportQueue
 from agent.settings import AgentSettings
 from agent.tracker import Step, Tracker
 from monitor.agents import Assignment
@@ -528,7 +529,11 @@ def main(settings: AgentSettings) -> int:
     from ontwatch.logs import setup_logging
 
     setup_logging(settings.log_level, json_lines=settings.log_json, secrets=[settings.token])
-    asyncio.run(run_agent(settings))
+    try:
+        asyncio.run(run_agent(settings))
+    except QueueError as exc:
+        print(f"ontwatch agent: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

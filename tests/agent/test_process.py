@@ -133,3 +133,23 @@ def test_a_missing_setting_exits_78_naming_it(tmp_path: Path) -> None:
     assert "ONTWATCH_AGENT_NAME: required" in result.stderr
     assert "ONTWATCH_AGENT_TOKEN: required" in result.stderr
     assert not list(tmp_path.iterdir())  # nothing created before the settings are good
+
+
+def test_a_bad_queue_file_exits_1_naming_it(tmp_path: Path) -> None:
+    """ONTWATCH_AGENT_QUEUE pointing at something that is not SQLite: one clear line."""
+    bad = tmp_path / "queue.sqlite"
+    bad.write_bytes(b"not sqlite at all " * 200)
+    centre = FakeCentre()  # never started: the agent stops before any request
+    env = agent_env(centre, bad)
+    result = subprocess.run(
+        [sys.executable, "-m", "ontwatch.cli", "agent"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"ONTWATCH_AGENT_QUEUE {bad}" in result.stderr and "Traceback" not in result.stderr
+    assert centre.token not in result.stderr + result.stdout
