@@ -36,7 +36,7 @@ from agent.queue import Queued, QueueError, ReportQueue
 from agent.settings import AgentSettings
 from agent.tracker import Step, Tracker
 from monitor.agents import Assignment
-from monitor.rounds import Round, Sweeps, probe_round
+from monitor.rounds import Echo, Round, Sweeps, probe_round
 
 log = logging.getLogger("agent")
 
@@ -58,6 +58,13 @@ def wall_clock() -> datetime:
 def _stamp(at: datetime) -> float:
     """Unix seconds to the millisecond: what a report carries."""
     return round(at.timestamp(), 3)
+
+
+def blind(rnd: Round) -> bool:
+    """Whether a round says nothing about the ONTs: the self-health gate held, or not one
+    echo could be sent (no ICMP socket, every send refused) — an error is not silence, so a
+    small POP with a broken socket is "agent cannot reach its ONTs", not five OFFs."""
+    return rnd.held or (rnd.targets > 0 and rnd.errors >= rnd.targets and rnd.replied == 0)
 
 
 def probe_able(ip: str) -> bool:
@@ -292,6 +299,16 @@ class AgentRunner:
         # then names the old one and the centre asks for the full report that follows).
         version = self.assignment.version if self.assignment else ""
         at = self.wall()
+        echoes: dict[str, tuple[Echo, ...]] = {}
+        sweep: dict[str, Any] = {
+            "at": _stamp(at),
+            "duration": 0.0,
+            "targets": 0,
+            "replied": 0,
+            "silent": 0,
+            "retried": 0,
+        }
+        held = False
         if by_ip:
             rnd = await self.probe(
                 self.sweeper,
@@ -303,29 +320,18 @@ class AgentRunner:
             echoes = {
                 i: rnd.echoes[ip] for ip, ids in by_ip.items() for i in ids if ip in rnd.echoes
             }
-            sweep = {
-                "at": _stamp(at),
-                "duration": round(rnd.duration, 3),
-                "targets": rnd.targets,
-                "replied": rnd.replied,
-                "silent": rnd.silent,
-                "retried": rnd.retried,
-                "held": rnd.held,
-            }
-        else:
-            rnd, echoes = None, {}
-            sweep = {
-                "at": _stamp(at),
-                "duration": 0.0,
-                "targets": 0,
-                "replied": 0,
-                "silent": 0,
-                "retried": 0,
-                "held": False,
-            }
+            held = blind(rnd)
+            sweep.update(
+                duration=round(rnd.duration, 3),
+                targets=rnd.targets,
+                replied=rnd.replied,
+                silent=rnd.silent,
+                retried=rnd.retried,
+            )
+        sweep["held"] = held
         if self.queue.take_overflow():
             self.tracker.want_full()
-        step = self.tracker.step(echoes, held=rnd.held if rnd else False)
+        step = self.tracker.step(echoes, held=held)
         self.sweeps += 1
         self.full_reports += step.full
         self.last_sweep = sweep

@@ -37,11 +37,15 @@ class ScriptedSweeper:
 
     def __init__(self) -> None:
         self.silent: set[str] = set()
+        self.broken = False  # every send fails (no socket): errors, not silence
         self.sweeps = 0
 
     async def sweep(self, addresses: Sequence[str]) -> SweepResult:
         await asyncio.sleep(0.005)
         self.sweeps += 1
+        if self.broken:
+            results = {a: ProbeResult(a, False, None, "socket: EPERM") for a in addresses}
+            return SweepResult(MappingProxyType(results), time.time(), 0.0, 0, 0, len(results))
         results = {
             a: ProbeResult(a, a not in self.silent, None if a in self.silent else 0.05)
             for a in addresses
@@ -369,6 +373,20 @@ async def test_the_gate_holding_sends_no_losses(agents: Any) -> None:
         assert runner.tracker.lost["3"] == 0
     finally:
         await c.stop()
+
+
+async def test_no_echo_sent_is_held_not_lost(centre: FakeCentre, agents: Any) -> None:
+    """Five ONTs (under the gate's 10) and a sweep whose every send fails: the report says
+    held and carries no losses — an agent that cannot probe is no outage."""
+    sweeper = ScriptedSweeper()
+    runner = await agents(centre, sweeper).start()
+    await until(lambda: any(r["full"] and r["obs"] for r in centre.reports), what="full")
+    n = len(centre.reports)
+    sweeper.broken = True
+    await until(lambda: len(centre.reports) >= n + 4, what="reports while broken")
+    broken = centre.reports[n + 2 :]  # one may have been swept before the break
+    assert all(r["sweep"]["held"] and r["obs"] == [] for r in broken)
+    assert all(v == 0 for v in runner.tracker.lost.values())
 
 
 @needs_icmp
