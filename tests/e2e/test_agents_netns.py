@@ -3,11 +3,12 @@
 The centre (`ontwatch run`, bot on the fake Bot API) runs in the root namespace; POP-1 and
 POP-2 are namespaces whose ONT addresses only they can reach (tests/e2e/agents_net.py), each
 with an `ontwatch agent`. Losses are real: echo requests dropped with nftables inside a POP,
-an agent killed with SIGKILL, the link to the centre cut for two minutes. The root
+an agent killed with SIGKILL, the link to the centre cut for two minutes, every ONT of a
+POP silent at once (the agent's own self-health gate). The root
 namespace's guard table proves the central prober never sent a packet to an agent's ONTs
 (and keeps anything from leaving the machine through its default route).
 
-The three scenarios run in file order on one set-up (about 4 minutes in all); each leaves
+The scenarios run in file order on one set-up (about 3.5 minutes in all); each leaves
 every ONT answering and both agents running, as it found them.
 """
 
@@ -425,8 +426,11 @@ def transitions(rows: list[dict[str, Any]], prior: str) -> list[dict[str, Any]]:
     return out
 
 
-def check_history(ont: str, rows: list[dict[str, Any]], prior: str, made: list[Change]) -> None:
-    """Every change of this ONT applied once, in order, at about the time it happened."""
+def check_history(
+    ont: str, rows: list[dict[str, Any]], prior: str, made: list[Change]
+) -> list[float]:
+    """Every change of this ONT applied once, in order, at about the time it happened;
+    returns how long after each change its recorded time is."""
     obs = observed(rows)
     times = [epoch(r["at"]) for r in obs]
     assert times == sorted(times), f"{ont}: observations out of time order: {obs}"
@@ -438,11 +442,14 @@ def check_history(ont: str, rows: list[dict[str, Any]], prior: str, made: list[C
     got = transitions(obs, prior)
     want = [c.status for c in made]
     assert [r["status"] for r in got] == want, f"{ont}: changes {want}, history {obs}"
+    lags = []
     for row, c in zip(got, made, strict=True):
         at = epoch(row["at"])
         assert c.before - 0.5 <= at <= c.after + TIME_TOLERANCE, (
             f"{ont}: {c.status} made at {c.before:.1f}..{c.after:.1f}, recorded at {at:.1f}"
         )
+        lags.append(at - c.before)
+    return lags
 
 
 def test_a_cut_link_loses_nothing_and_replays_in_order(world: World) -> None:
@@ -498,9 +505,10 @@ def test_a_cut_link_loses_nothing_and_replays_in_order(world: World) -> None:
     want = {ids[a]: "ON", ids[b]: "OFF", ids[c]: "OFF", ids[x]: "ON", ids[calm]: "ON"}
     poll(lambda: w.statuses(list(want)) == want, 30, f"final states {want}", w.why)
     drain_s = time.monotonic() - healed
+    lags: list[float] = []
     for k, i in ids.items():
         rows = [r for r in w.history(i) if r["id"] > last_id[k]]
-        check_history(i, rows, prior[i], made[k])
+        lags += check_history(i, rows, prior[i], made[k])
     assert len(w.agent_notes("agent_lost", pop.name)) == lost_before + 1
     assert len(w.agent_notes("agent_back", pop.name)) == back_before + 1
     me = w.agent(pop.name)
@@ -508,6 +516,7 @@ def test_a_cut_link_loses_nothing_and_replays_in_order(world: World) -> None:
         "agents netns: link cut",
         cut_s=f"{CUT_SECONDS:.0f}",
         changes=sum(len(v) for v in made.values()),
+        recorded_after_change_s=f"{min(lags):.1f}..{max(lags):.1f}",
         first_contact_after_heal_s=f"{contact[0]:.1f}",
         reports_since_cut=me["reports"] - reports_before,
         drained_and_applied_s=f"{drain_s:.1f}",
@@ -515,6 +524,53 @@ def test_a_cut_link_loses_nothing_and_replays_in_order(world: World) -> None:
         refused=me["refused"],
     )
     w.silencers[pop.name].hear_all()
+    wait_healthy(w)
+
+
+# -- 4. an agent that cannot reach any of its ONTs ---------------------------------------------
+
+
+def test_an_agent_blind_to_all_its_onts_is_one_alert_not_twenty_offs(world: World) -> None:
+    """Every ONT of POP-2 silent at once (its uplink to them failed): the agent's own
+    self-health gate holds, so one "agent cannot reach its ONTs" alert and no OFF; when they
+    answer again, one "sees its ONTs again"."""
+    w = world
+    wait_healthy(w)
+    pop = w.pops["POP-2"]
+    ids = [ont_id(2, k) for k in range(1, ONTS_PER_POP + 1)]
+    blind_before = len(w.agent_notes("agent_blind", pop.name))
+    sees_before = len(w.agent_notes("agent_sees", pop.name))
+    note_before = w.last_note()
+    said_before = w.said(pop.name)
+    seen: set[str] = set()
+
+    def blind() -> bool:
+        seen.update(w.statuses(ids).values())
+        return len(w.agent_notes("agent_blind", pop.name)) > blind_before
+
+    w.silencers[pop.name].silence(*pop.addresses)
+    silenced = time.time()
+    poll(blind, 3 * INTERVAL + 10, "one agent-blind notification", w.why)
+    blind_after = time.time() - silenced
+    end = time.monotonic() + 3 * INTERVAL  # more sweeps, all held: still one alert, no OFF
+    while time.monotonic() < end:
+        seen.update(w.statuses(ids).values())
+        time.sleep(0.5)
+    assert "OFF" not in seen, f"a blind agent's ONTs went OFF: {w.statuses(ids)}"
+    assert len(w.agent_notes("agent_blind", pop.name)) == blind_before + 1
+    poll(lambda: w.said(pop.name) == said_before + 1, 20, "the blind alert at Telegram", w.why)
+    news = [n for n in w.notifications() if n["id"] > note_before]
+    assert not [n for n in news if n.get("ont_id") in ids], f"no per-ONT alerts: {news}"
+    assert not [n for n in news if "mass" in n["kind"]], f"no mass outage: {news}"
+    w.silencers[pop.name].hear_all()
+    poll(
+        lambda: len(w.agent_notes("agent_sees", pop.name)) == sees_before + 1,
+        3 * INTERVAL + 10,
+        "one agent-sees-again notification",
+        w.why,
+    )
+    assert "OFF" not in w.statuses(ids).values()
+    figure("agents netns: blind agent", onts=ONTS_PER_POP, alert_after_s=f"{blind_after:.1f}")
     wait_healthy(w)
 
 
