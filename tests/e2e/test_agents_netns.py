@@ -4,9 +4,9 @@ The centre (`ontwatch run`, bot on the fake Bot API) runs in the root namespace;
 POP-2 are namespaces whose ONT addresses only they can reach (tests/e2e/agents_net.py), each
 with an `ontwatch agent`. Losses are real: echo requests dropped with nftables inside a POP,
 an agent killed with SIGKILL, the link to the centre cut for two minutes, every ONT of a
-POP silent at once (the agent's own self-health gate). The root
-namespace's guard table proves the central prober never sent a packet to an agent's ONTs
-(and keeps anything from leaving the machine through its default route).
+POP silent at once (the agent's own self-health gate). The root namespace's guard table
+proves the central prober never sent a packet to an agent's ONTs (and keeps anything from
+leaving the machine through its default route).
 
 The scenarios run in file order on one set-up (about 3.5 minutes in all); each leaves
 every ONT answering and both agents running, as it found them.
