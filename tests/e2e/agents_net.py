@@ -84,7 +84,9 @@ def pop_namespace(index: int, onts: int) -> Iterator[Pop]:
             batch = "".join(f"addr add {a}/32 dev onts\n" for a in addresses)
             _ip("-batch", "-", ns=ns, stdin=batch)
             # Agents run as root (raw ICMP); the datagram mode is allowed too, per namespace.
-            done = netns_exec(ns, ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])
+            # Written through /proc (per namespace), so no procps `sysctl` is needed.
+            ping_range = "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range"
+            done = netns_exec(ns, ["sh", "-c", ping_range])
             if done.returncode != 0:
                 raise RuntimeError(f"ping_group_range in {ns}: {done.stderr.strip()}")
             yield Pop(index, f"POP-{index}", ns, root_if, root_ip, ns_ip, addresses)
