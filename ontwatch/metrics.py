@@ -104,7 +104,8 @@ class OntwatchCollector(Collector):
             )
             yield CounterMetricFamily(
                 "ontwatch_sweep_retries",
-                "Second echoes sent at once to ONTs that just fell silent (quick OFF confirmation)",
+                "Second echoes sent at once to ONTs that just fell silent, and to the up to 10 canaries "
+                "that ride with them (quick OFF confirmation)",
                 value=self.prober.retries,
             )
             if last is not None:

@@ -61,9 +61,7 @@ def run(settings: Settings, args: argparse.Namespace, stdin: TextIO | None = Non
         if args.user_command == "list":
             return _with_users(settings, _list)
         if args.user_command in ("disable", "enable", "remove"):
-            return _with_users(
-                settings, lambda users: _change(users, args.user_command, args.name)
-            )
+            return _with_users(settings, lambda users: _change(users, args.user_command, args.name))
     except UserError as exc:
         print(f"ontwatch: {exc}", file=sys.stderr)
         return 1

@@ -216,9 +216,7 @@ class BotMessages:
         """Store the chat's status message (None: forget it, e.g. it was deleted)."""
         async with self.db.transaction() as conn:
             if message_id is None:
-                await conn.execute(
-                    "DELETE FROM bot_status_messages WHERE chat_id = ?", (chat_id,)
-                )
+                await conn.execute("DELETE FROM bot_status_messages WHERE chat_id = ?", (chat_id,))
                 return
             await conn.execute(
                 "INSERT INTO bot_status_messages (chat_id, message_id, text, updated_at) "
