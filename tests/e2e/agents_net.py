@@ -139,15 +139,15 @@ class Guard:
 
 
 @contextmanager
-def root_guard() -> Iterator[Guard]:
+def root_guard(onts: str = ONT_RANGE) -> Iterator[Guard]:
     """Count and drop, in the root namespace, everything sent to the POPs' ONT addresses."""
     body = (
         "counter to_onts {}\n"
         "chain out { type filter hook output priority -20; policy accept;\n"
-        f"  ip daddr {ONT_RANGE} counter name to_onts drop\n"
+        f"  ip daddr {onts} counter name to_onts drop\n"
         "}\n"
         "chain forwarded { type filter hook forward priority -20; policy accept;\n"
-        f"  ip daddr {ONT_RANGE} counter name to_onts drop\n"
+        f"  ip daddr {onts} counter name to_onts drop\n"
         f"  ip saddr {LINK_RANGE} drop\n"  # nothing from a POP is forwarded off the machine
         "}"
     )

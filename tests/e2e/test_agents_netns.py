@@ -14,6 +14,7 @@ every ONT answering and both agents running, as it found them.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ from tests.e2e.agents_net import (
 )
 from tests.e2e.harness import GROUP, FakeBotProcess, ServiceProcess, bot_env, figure, request
 from tests.netfilter import missing_privileges
-from tests.process import cli
+from tests.process import cli, free_port, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.privileged]
 
@@ -584,3 +585,55 @@ def test_the_centre_never_probed_an_agents_onts(world: World) -> None:
     for name in w.pops:
         assert w.agent(name)["refused"] == 0, w.agent(name)
     assert w.get("/api/onts/901")["status"] == "ON", "the centre's own ONTs are still swept"
+
+
+# -- ONTs added while the centre runs ------------------------------------------------------------
+
+
+def test_onts_added_to_an_agents_prefix_are_never_probed_by_the_centre(tmp_path: Path) -> None:
+    """ONTs created (by the API) in a known agent's prefix are the agent's from the first
+    sweep on: the central prober sends them nothing, however the creation falls in its cycle.
+
+    Its own centre (2 s interval) and range (10.233.0.0/16, guarded and dropped in the root
+    namespace, so nothing leaves the machine); no agent process is needed for the question.
+    """
+    reason = missing_privileges("nft")
+    if reason:
+        pytest.skip(f"the root namespace's guard: {reason}")
+    rng = random.Random()
+    env = service_env(
+        tmp_path / "centre.db",
+        free_port(),
+        ONTWATCH_PROBE="on",
+        ONTWATCH_PROBE_INTERVAL=str(INTERVAL),
+    )
+    added = cli("agents", "add", "POP-9", "--prefix", "10.233.9.0/24",
+                "--token-file", str(tmp_path / "token"), env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with root_guard("10.233.0.0/16") as guard:
+        svc = ServiceProcess(env, log=tmp_path / "centre.log")
+        try:
+            # One ONT of the centre's own, so that it sweeps every interval.
+            code, _ = request(svc.base, "POST", "/api/onts", [_centre_ont()])
+            assert code in (200, 201)
+            for batch in range(10):  # creations at random phases of the sweep cycle
+                time.sleep(rng.uniform(0, INTERVAL))
+                rows = [
+                    {"id": f"9{batch}{k:02d}", "name": f"N{batch}-{k}", "area": "Nine",
+                     "ip": f"10.233.9.{batch * 20 + k}"}
+                    for k in range(1, 21)
+                ]  # fmt: skip
+                code, body = request(svc.base, "POST", "/api/onts", rows)
+                assert code in (200, 201), body
+            time.sleep(2 * INTERVAL)
+            probed = guard.packets()
+        finally:
+            svc.stop()
+    assert probed == 0, (
+        f"the central prober sent {probed} echoes to ONTs of agent POP-9's prefix\n"
+        + "\n".join(line for line in svc.tail().splitlines() if "ALERT" in line)
+    )
+
+
+def _centre_ont() -> dict[str, str]:
+    return {"id": "9000", "name": "Centre Nine", "area": "Centre", "ip": "127.231.9.1"}
