@@ -322,7 +322,7 @@ class AgentRunner:
             }
             held = blind(rnd)
             sweep.update(
-                duration=round(rnd.duration, 3),
+                duration=round(rnd.duration, 4),
                 targets=rnd.targets,
                 replied=rnd.replied,
                 silent=rnd.silent,
@@ -370,8 +370,14 @@ class AgentRunner:
             "seq": item.seq,
             "sent_at": round(time.time(), 3),
             **item.payload,
-            "queue": self.queue.stats(),
+            "queue": self.backlog(),
         }
+
+    def backlog(self) -> dict[str, Any]:
+        """The queue behind the report being sent: a healthy agent says 0, not its own report."""
+        stats = self.queue.stats()
+        behind = max(0, stats["depth"] - 1)
+        return {**stats, "depth": behind, "oldest": stats["oldest"] if behind else None}
 
     async def flush(self, limit: int = MAX_SENDS_PER_WAKE) -> int:
         """Send queued reports oldest first, one at a time, until empty, stuck or `limit`;
