@@ -250,3 +250,7 @@ class AgentBoard(Protocol):
     def assigned(self) -> frozenset[str]:
         """Ids of the ONTs an agent sweeps (the central prober leaves them alone)."""
         ...
+
+    async def refresh(self) -> None:
+        """Bring assigned() up to date with the inventory committed so far."""
+        ...

@@ -166,6 +166,10 @@ class Prober:
         its incident as early as without the retry); the retry's echoes after it, unless
         its canaries say the monitor itself went blind.
         """
+        if self.engine.agents is not None:
+            # ONTs added or moved since the agents' plan was last brought up to date would
+            # otherwise be swept once by the centre, which may not reach them at all.
+            await self.engine.agents.refresh()
         by_ip = self.targets()
         if not by_ip:
             report = SweepReport(0, 0, 0, 0, 0.0, False, "no ONT with a valid IP")

@@ -29,6 +29,9 @@ class Board:
     def assigned(self) -> frozenset[str]:
         return frozenset()
 
+    async def refresh(self) -> None:
+        """Nothing to bring up to date: the assignment is fixed."""
+
 
 def fleet(now: datetime) -> list[AgentStatus]:
     """One agent in each state; the first has a name full of HTML specials."""

@@ -500,3 +500,39 @@ async def test_statuses_and_records(desk: AgentDesk, clock: ManualClock) -> None
     rec = one.record()
     assert rec["sweep"]["duration"] == 0.84 and rec["areas"] == ["Baciro"]
     assert rec["last_contact"] == clock().isoformat()
+
+
+class _Recorder:
+    """A Sweeps stand-in that only records what the prober asked it to probe (no packets)."""
+
+    mode = "recorded"
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    async def sweep(self, addresses: Any) -> Any:
+        from types import MappingProxyType
+
+        from monitor.sweep import ProbeResult, SweepResult
+
+        self.asked.append(list(addresses))
+        results = {a: ProbeResult(a, True, 0.1) for a in addresses}
+        return SweepResult(MappingProxyType(results), time.time(), 0.0, len(results), 0, 0)
+
+
+async def test_an_ont_added_in_an_agents_area_is_never_swept_by_the_centre(
+    desk: AgentDesk, engine: Engine, clock: ManualClock
+) -> None:
+    """The prober brings the agents' plan up to date before each sweep: an ONT committed
+    between two desk checks is the agent's at once, not swept once by the centre."""
+    from monitor.prober import Prober
+
+    recorder = _Recorder()
+    prober = Prober(engine, recorder, interval=5, clock=clock)
+    await prober.sweep_once()
+    assert recorder.asked[-1] == ["127.0.3.1"]  # X1 only: B* and K* are the agents'
+    await engine.upsert([Ont("B9", area="Baciro", ip="127.0.1.9")])  # POP-1's area
+    await engine.upsert([Ont("K9", area="Elsewhere", ip="127.0.2.9")])  # POP-2's prefix
+    await prober.sweep_once()
+    assert recorder.asked[-1] == ["127.0.3.1"]
+    assert {"B9", "K9"} <= desk.assigned()

@@ -223,6 +223,9 @@ class Board:
         self.asked += 1
         return self.theirs
 
+    async def refresh(self) -> None:
+        """Nothing to bring up to date: the assignment is fixed."""
+
 
 async def test_onts_an_agent_sweeps_are_left_to_it(
     engine: Engine, sweeper: Sweeper, clock: ManualClock

@@ -36,6 +36,9 @@ class Board:
     def assigned(self) -> frozenset[str]:
         return frozenset()
 
+    async def refresh(self) -> None:
+        """Nothing to bring up to date: the assignment is fixed."""
+
 
 @pytest.fixture
 async def engine(db: Database, clock: ManualClock) -> AsyncIterator[Engine]:

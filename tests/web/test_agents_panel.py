@@ -40,6 +40,9 @@ class Board:
     def assigned(self) -> frozenset[str]:
         return frozenset()
 
+    async def refresh(self) -> None:
+        """Nothing to bring up to date: the assignment is fixed."""
+
 
 def fleet(clock: ManualClock) -> list[AgentStatus]:
     now = clock()
