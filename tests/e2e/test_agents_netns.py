@@ -587,6 +587,17 @@ def test_the_centre_never_probed_an_agents_onts(world: World) -> None:
     assert w.get("/api/onts/901")["status"] == "ON", "the centre's own ONTs are still swept"
 
 
+def test_no_log_names_a_token(world: World) -> None:
+    """Neither the centre's nor an agent's log holds the admin token or an agent's token."""
+    w = world
+    tokens = [ADMIN, *((w.tmp / f"{n}.token").read_text().strip() for n in w.pops)]
+    logs = [w.tmp / "centre.log", *(a.log for a in w.agents.values())]
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert text, f"{log.name} is empty: nothing was checked"
+        assert not [t for t in tokens if t in text], f"a token in {log.name}"
+
+
 # -- ONTs added while the centre runs ------------------------------------------------------------
 
 
