@@ -14,6 +14,7 @@ from monitor.ports import StaticRouter
 from storage.database import Database
 from storage.queries import Queries
 from storage.store import SqliteStore
+from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL server)
 
 # The tests own their data: a copy of the older system's 417-ONT export (nothing outside
 # the repository is read, so a fresh clone passes on its own).
