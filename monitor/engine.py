@@ -40,6 +40,7 @@ from monitor.ports import (
     HistoryEntry,
     Mute,
     Router,
+    Snapshot,
     StaticRouter,
     Store,
     StoreDown,
@@ -290,7 +291,11 @@ class Engine:
 
     async def start(self) -> None:
         """Load the stored state and start the writer."""
-        snap = await self.store.load()
+        self.install(await self.store.load())
+        self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
+
+    def install(self, snap: Snapshot) -> None:
+        """Hold snap as the live state, indexes rebuilt; no writer (a standby's follower)."""
         self.onts = {o.id: o for o in snap.onts}
         self.states = {s.ont_id: s for s in snap.states}
         self.mutes = {m.target: m for m in snap.mutes}
@@ -299,7 +304,6 @@ class Engine:
         for ont_id in self.onts.keys() - self.states.keys():
             self.states[ont_id] = OntState(ont_id=ont_id)
         self.down_index = _index_down(self.onts, self.states)
-        self._writer = asyncio.create_task(self._write_loop(), name="ontwatch-writer")
 
     async def stop(self) -> None:
         """Finish queued work, write the last_seen kept in memory, then stop the writer."""
