@@ -1,0 +1,203 @@
+"""The leader's lease on PostgreSQL: one row with a fencing epoch (docs/postgresql.md).
+
+Every time is the database's own `now()`, so the instances' clocks never matter. The lease
+talks to PostgreSQL on a dedicated autocommit connection of its own: a renewal never waits
+in the writer's queue behind a large group commit, and a takeover is one UPDATE that either
+wins the row or does not. The row is created idempotently when the lease opens (CREATE TABLE
+IF NOT EXISTS), not by the schema's migrations: it belongs to the running instances, not to
+the data, so `migrate-db` and backups have nothing to copy for it.
+
+Fencing: every write transaction of the leader starts with `Fence`'s SELECT … FOR SHARE. The
+share lock on the row means a standby's takeover UPDATE waits until that transaction has
+committed, and a transaction that starts after the lease moved or ran out finds no row and
+raises NotLeader before it has written anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from monitor.ports import StoreDown
+
+log = logging.getLogger("ontwatch.leadership")
+
+LEASE_TIMEOUT = 5.0  # seconds one lease statement may take before it counts as failed
+
+CREATE_SQL = (
+    "CREATE TABLE IF NOT EXISTS leadership ("
+    " id smallint PRIMARY KEY CHECK (id = 1),"
+    " holder text NOT NULL DEFAULT '',"
+    " epoch bigint NOT NULL DEFAULT 0,"
+    " since timestamptz NOT NULL DEFAULT now(),"
+    " lease_until timestamptz NOT NULL DEFAULT now())"
+)
+SEED_SQL = "INSERT INTO leadership (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
+ACQUIRE_SQL = (
+    "UPDATE leadership SET holder = %(me)s, epoch = epoch + 1, since = now(),"
+    " lease_until = now() + make_interval(secs => %(ttl)s)"
+    " WHERE id = 1 AND (lease_until < now() OR holder = %(me)s)"
+    " RETURNING epoch"
+)
+RENEW_SQL = (
+    "UPDATE leadership SET lease_until = now() + make_interval(secs => %(ttl)s)"
+    " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s RETURNING epoch"
+)
+RELEASE_SQL = (
+    "UPDATE leadership SET lease_until = now()"
+    " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s AND lease_until > now()"
+)
+CURRENT_SQL = "SELECT holder, epoch, since, lease_until, now() FROM leadership WHERE id = 1"
+FENCE_SQL = (
+    "SELECT 1 FROM leadership"
+    " WHERE id = 1 AND holder = %s AND epoch = %s AND lease_until > now() FOR SHARE"
+)
+
+
+class NotLeader(StoreDown):
+    """The lease is gone (expired, or taken by another instance): nothing may be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """The lease row as the database sees it now."""
+
+    holder: str
+    epoch: int
+    since: datetime
+    lease_until: datetime
+    now: datetime  # the database's clock when it was read
+
+    @property
+    def active(self) -> bool:
+        """Whether somebody holds an unexpired lease."""
+        return bool(self.holder) and self.lease_until > self.now
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and messages."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+class Fence:
+    """PgDatabase.fence while this instance leads: refuses a write transaction once the lease
+    is gone, and tells the role manager (on_lost) from whatever thread the writer runs on."""
+
+    def __init__(self, instance: str, epoch: int, on_lost: Callable[[], None]) -> None:
+        self.instance, self.epoch, self.on_lost = instance, epoch, on_lost
+        self.sql = FENCE_SQL
+        self.params: tuple[str, int] = (instance, epoch)
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        """The fence on a synchronous connection, inside its open transaction."""
+        self.check(conn.execute(self.sql, self.params).fetchall())
+
+    async def run_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The fence on an asynchronous connection, inside its open transaction."""
+        cur = await conn.execute(self.sql, self.params)
+        self.check(await cur.fetchall())
+
+    def check(self, rows: Sequence[Any]) -> None:
+        """Raise NotLeader (and tell on_lost) when the fence query found no row."""
+        if rows:
+            return
+        self.on_lost()
+        raise NotLeader(f"{self.instance} no longer holds the lease of epoch {self.epoch}")
+
+
+class Lease:
+    """Acquire, renew and release the one leadership row for `instance`."""
+
+    def __init__(self, url: str, instance: str, ttl: float) -> None:
+        self.url, self.instance, self.ttl = url, instance, float(ttl)
+        self.epoch: int | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> Lease:
+        """Connect and make sure the row exists."""
+        await self._run("SELECT 1", {})
+        return self
+
+    async def close(self) -> None:
+        """Close the lease's connection (the lease itself runs out by its time)."""
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._conn.close()
+            self._conn = None
+
+    async def acquire(self) -> int | None:
+        """Take the lease when it ran out (or is already ours): the new epoch, else None."""
+        rows = await self._run(ACQUIRE_SQL, {"me": self.instance, "ttl": self.ttl})
+        self.epoch = int(rows[0][0]) if rows else None
+        return self.epoch
+
+    async def renew(self) -> bool:
+        """Extend our lease by ttl; False when it is no longer ours (another epoch holds it)."""
+        if self.epoch is None:
+            return False
+        params = {"me": self.instance, "ttl": self.ttl, "epoch": self.epoch}
+        return bool(await self._run(RENEW_SQL, params))
+
+    async def release(self) -> None:
+        """End our lease now, so that a standby takes over at its next try."""
+        if self.epoch is None:
+            return
+        params = {"me": self.instance, "epoch": self.epoch}
+        await self._run(RELEASE_SQL, params, returns=False)
+        self.epoch = None
+
+    async def current(self) -> LeaseInfo:
+        """Who holds the lease, its epoch, since when and until when."""
+        holder, epoch, since, until, now = (await self._run(CURRENT_SQL, {}))[0]
+        return LeaseInfo(holder, int(epoch), since, until, now)
+
+    def fence(self, on_lost: Callable[[], None]) -> Fence:
+        """The fence for the epoch we hold (acquire first)."""
+        assert self.epoch is not None, "the lease is not held"
+        return Fence(self.instance, self.epoch, on_lost)
+
+    async def _run(self, sql: str, params: dict[str, Any], *, returns: bool = True) -> list[Any]:
+        """One statement on the lease connection, bounded in time; a broken connection is
+        dropped so that the next call reconnects."""
+        async with self._lock:
+            try:
+                return await asyncio.wait_for(self._execute(sql, params, returns), LEASE_TIMEOUT)
+            except (psycopg.Error, OSError, TimeoutError):
+                await self.close()
+                raise
+
+    async def _execute(self, sql: str, params: dict[str, Any], returns: bool) -> list[Any]:
+        conn = await self._connection()
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall() if returns else []
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=int(LEASE_TIMEOUT)
+            )
+            try:
+                await _create(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+
+async def _create(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The table and its one row; two instances starting at once may race on CREATE TABLE
+    IF NOT EXISTS (PostgreSQL then reports a duplicate), which means it exists."""
+    with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+        await conn.execute(CREATE_SQL)
+    await conn.execute(SEED_SQL)

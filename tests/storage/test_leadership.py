@@ -1,0 +1,147 @@
+"""The lease with a fencing epoch, on a real PostgreSQL server (tests/pg.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from monitor.ports import StoreDown
+from storage.leadership import Lease, NotLeader, mask_url
+
+TTL = 1.0  # seconds: short, so that expiry is seen within the test
+
+
+@pytest.fixture
+async def leases(pg_url: str) -> AsyncIterator[Callable[[str], Any]]:
+    """A factory of opened leases on one database, all closed afterwards."""
+    opened: list[Lease] = []
+
+    async def make(name: str, ttl: float = TTL) -> Lease:
+        lease = await Lease(pg_url, name, ttl).open()
+        opened.append(lease)
+        return lease
+
+    yield make
+    for lease in opened:
+        await lease.close()
+
+
+async def test_first_acquire_wins_and_the_other_waits(leases: Any) -> None:
+    a, b = await leases("a"), await leases("b")
+    first = await a.acquire()
+    assert first is not None
+    assert await b.acquire() is None
+    info = await a.current()
+    assert (info.holder, info.epoch, info.active) == ("a", first, True)
+    assert info.lease_until > info.now
+
+
+async def test_renew_keeps_the_lease_past_its_ttl(leases: Any) -> None:
+    a, b = await leases("a"), await leases("b")
+    epoch = await a.acquire()
+    for _ in range(4):  # 4 × ttl/3 > ttl: without the renewals b would win
+        await asyncio.sleep(TTL / 3)
+        assert await a.renew()
+        assert await b.acquire() is None
+    assert (await a.current()).epoch == epoch
+
+
+async def test_expired_lease_is_taken_with_a_new_epoch(leases: Any) -> None:
+    a, b = await leases("a"), await leases("b")
+    first = await a.acquire()
+    assert first is not None
+    await asyncio.sleep(TTL + 0.2)
+    second = await b.acquire()
+    assert second == first + 1
+    assert not await a.renew()  # a's epoch is gone for good
+    info = await b.current()
+    assert (info.holder, info.epoch) == ("b", second)
+
+
+async def test_release_lets_a_standby_take_over_at_once(leases: Any) -> None:
+    a, b = await leases("a", ttl=60), await leases("b", ttl=60)
+    first = await a.acquire()
+    assert await b.acquire() is None
+    await a.release()
+    assert not (await a.current()).active
+    assert await b.acquire() == (first or 0) + 1
+
+
+async def test_reacquire_by_the_same_instance_bumps_the_epoch(leases: Any) -> None:
+    """A restarted instance under the same name fences its older self."""
+    a = await leases("a", ttl=60)
+    first = await a.acquire()
+    assert first is not None
+    assert await a.acquire() == first + 1
+
+
+async def test_fence_passes_for_the_holder_and_refuses_after_the_lease_moved(
+    leases: Any, pg_url: str
+) -> None:
+    a, b = await leases("a"), await leases("b")
+    await a.acquire()
+    lost: list[str] = []
+    fence = a.fence(lambda: lost.append("a"))
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        await fence.run_async(conn)  # inside a transaction: passes
+        await conn.rollback()
+        assert lost == []
+        await asyncio.sleep(TTL + 0.2)
+        with pytest.raises(NotLeader):  # expired, not yet taken: refused too
+            await fence.run_async(conn)
+        await conn.rollback()
+        await b.acquire()
+        with pytest.raises(StoreDown):  # NotLeader is the engine's StoreDown
+            await fence.run_async(conn)
+    assert lost == ["a", "a"]
+
+
+def test_fence_on_a_synchronous_connection(pg_url: str) -> None:
+    """The writer thread's connection (group commit) is synchronous."""
+
+    async def take() -> Lease:
+        lease = await Lease(pg_url, "a", 60).open()
+        await lease.acquire()
+        return lease
+
+    lease = asyncio.run(take())
+    fence = lease.fence(lambda: None)
+    with psycopg.connect(pg_url) as conn:
+        fence(conn)
+        conn.rollback()
+        asyncio.run(lease.release())
+        with pytest.raises(NotLeader):
+            fence(conn)
+    asyncio.run(lease.close())
+
+
+async def test_takeover_waits_for_a_fenced_transaction_to_commit(leases: Any, pg_url: str) -> None:
+    """FOR SHARE: a write that passed the fence commits before the epoch moves."""
+    a, b = await leases("a"), await leases("b")
+    await a.acquire()
+    fence = a.fence(lambda: None)
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        await fence.run_async(conn)  # the row is share-locked until this transaction ends
+        await asyncio.sleep(TTL + 0.2)
+        takeover = asyncio.create_task(b.acquire())
+        await asyncio.sleep(0.3)
+        assert not takeover.done()  # waits on the row lock
+        await conn.commit()
+        assert await asyncio.wait_for(takeover, 5) is not None
+
+
+async def test_the_table_is_created_once_by_instances_starting_together(pg_url: str) -> None:
+    leases = await asyncio.gather(*(Lease(pg_url, f"i{n}", TTL).open() for n in range(4)))
+    won = [epoch for epoch in await asyncio.gather(*(le.acquire() for le in leases)) if epoch]
+    assert len(won) == 1
+    for lease in leases:
+        await lease.close()
+
+
+def test_mask_url_hides_the_password() -> None:
+    assert mask_url("postgresql://ont:s3cr:t@db:5432/x") == "postgresql://ont:***@db:5432/x"
+    assert mask_url("postgresql://ont@db/x") == "postgresql://ont@db/x"
