@@ -1,10 +1,20 @@
-"""Shared fixtures: a real SQLite file per test, an engine on it, and a manual clock."""
+"""Shared fixtures: a real database per test (SQLite file or PostgreSQL), an engine on it, a clock.
+
+The storage, engine and API suites (tests/storage, tests/monitor, tests/api) run every test
+that uses the `db` fixture (directly or through `engine`, `reads`, `client`…) once per
+backend, ids `[sqlite]` and `[postgresql]`: the same assertions on both. A test that is about
+SQLite by nature (its file, WAL, PRAGMA, file backups) carries `@pytest.mark.sqlite_only`
+and runs on SQLite alone. `ONTWATCH_TEST_BACKENDS=sqlite` (or `postgresql`, or both,
+comma-separated) picks the backends; the default is BACKENDS.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,9 +51,59 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+# The backends the fixture-based storage, engine and API tests run on (see the docstring).
+BACKENDS = ("sqlite",)
+# The folders whose `db`-based tests run on every backend; elsewhere `db` is SQLite.
+BOTH_BACKENDS_IN = frozenset({"storage", "monitor", "api"})
+_TESTS = Path(__file__).resolve().parent
+
+
+def test_backends() -> tuple[str, ...]:
+    """BACKENDS, or the ones ONTWATCH_TEST_BACKENDS names."""
+    raw = os.environ.get("ONTWATCH_TEST_BACKENDS", "")
+    chosen = tuple(b.strip() for b in raw.split(",") if b.strip()) or BACKENDS
+    unknown = set(chosen) - {"sqlite", "postgresql"}
+    if unknown:
+        raise pytest.UsageError(f"ONTWATCH_TEST_BACKENDS: unknown backend(s) {sorted(unknown)}")
+    return chosen
+
+
+test_backends.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): about SQLite itself (file, WAL, PRAGMA): one backend"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the suites' `db`-based tests once per backend (sqlite_only ones on SQLite)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    backends = test_backends()
+    folder = Path(metafunc.definition.path).resolve().relative_to(_TESTS).parts[0]
+    if metafunc.definition.get_closest_marker("sqlite_only") or folder not in BOTH_BACKENDS_IN:
+        backends = tuple(b for b in backends if b == "sqlite") or ("sqlite",)
+    if backends != ("sqlite",):
+        metafunc.parametrize("backend", backends, indirect=True, ids=list(backends))
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database(tmp_path / "ontwatch.db").open()
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend this test runs on ('sqlite' unless parametrized)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A migrated, empty database: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        from storage.database import open_database  # type: ignore[attr-defined]
+
+        database = await open_database(request.getfixturevalue("pg_url"))
+    else:
+        database = await Database(tmp_path / "ontwatch.db").open()
     yield database
     await database.close()
 
