@@ -99,9 +99,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """A migrated, empty database: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
     if backend == "postgresql":
-        from storage.database import open_database  # type: ignore[attr-defined]
+        from storage.pg import PgDatabase
 
-        database = await open_database(request.getfixturevalue("pg_url"))
+        database = await PgDatabase(request.getfixturevalue("pg_url")).open()
     else:
         database = await Database(tmp_path / "ontwatch.db").open()
     yield database

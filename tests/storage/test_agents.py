@@ -45,6 +45,7 @@ async def test_add_lists_the_normalised_assignment(agents: Agents, clock: Manual
     assert (pop2.last_contact, pop2.lost_since, pop2.epoch, pop2.last_seq) == (None,) * 4
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file's and WAL's bytes
 async def test_the_token_is_never_stored(db: Database, agents: Agents, clock: ManualClock) -> None:
     token = await agents.add("POP-2", ["Baciro"], [], clock())
     rotated = await agents.new_token("POP-2")

@@ -7,6 +7,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.engine import Engine
 from monitor.model import Observation, Status
 from storage import backup
@@ -49,6 +51,7 @@ async def test_an_open_outage_of_schema_3_is_upgraded_and_loaded(tmp_path: Path)
         await db.close()
 
 
+@pytest.mark.sqlite_only  # backs up the SQLite file itself (PostgreSQL: pg_dump)
 async def test_backup_is_consistent_and_rotated(
     tmp_path: Path, engine: Engine, db: Database, clock: ManualClock
 ) -> None:
