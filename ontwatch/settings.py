@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -173,6 +174,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ONTWATCH_SESSION_ABSOLUTE_MINUTES", "session_absolute_minutes"),
     )
     trust_proxy: bool = Field(False, validation_alias=_env("ONTWATCH_TRUST_PROXY", "trust_proxy"))
+    # Instances sharing one PostgreSQL (docs/postgresql.md): this one's name in the lease row
+    # (default: host name and HTTP port), and the lease's length; renewed every third of it.
+    instance: str | None = Field(
+        None, min_length=1, max_length=200, validation_alias=_env("ONTWATCH_INSTANCE", "instance")
+    )
+    lease_seconds: float = Field(
+        10, ge=0.5, le=3600, validation_alias=_env("ONTWATCH_LEASE_SECONDS", "lease_seconds")
+    )
 
     @field_validator("public_names", mode="before")
     @classmethod
@@ -307,6 +316,11 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(self.http_host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def instance_name(self) -> str:
+        """This instance's name in the lease row: ONTWATCH_INSTANCE, else host:port."""
+        return self.instance or f"{socket.gethostname()}:{self.http_port}"
 
     @property
     def login_enforced(self) -> bool:
