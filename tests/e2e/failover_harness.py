@@ -334,28 +334,29 @@ class AlertCount:
 
 
 def count_alerts(fake: FakeBotProcess, stored: dict[str, list[str]]) -> AlertCount:
-    """Compare, per alert ONT and severity word, what the database holds with what arrived.
+    """Compare, per alert ONT, the words of its stored outbox rows with the blocks delivered.
 
-    stored maps an alert ONT to the words of its outbox rows to GROUP. A message is a
-    duplicate when it repeats, word for word, a block an earlier message already carried.
+    stored maps an alert ONT to the words of its outbox rows to GROUP, in id order (which is
+    the order of delivery to one chat). Each ONT alternates WARNING / RECOVERED, so the
+    delivered blocks are walked against that list: a block that is not the next one expected
+    is a duplicate (a message sent again after a takeover repeats blocks already delivered),
+    and what is left unmatched at the end was lost.
     """
     messages = fake.texts(GROUP)
     lost = dup_blocks = total_stored = total_delivered = 0
     dup_messages: set[int] = set()
     for ont_id, words in stored.items():
-        want = Counter(words)
-        seen_blocks: set[str] = set()
-        got: Counter[str] = Counter()
+        matched = 0
         for index, text in enumerate(messages):
-            for word, block in alert_blocks([text], alert_label(ont_id)):
-                got[word] += 1
-                if block in seen_blocks:
+            for word, _block in alert_blocks([text], alert_label(ont_id)):
+                total_delivered += 1
+                if matched < len(words) and words[matched] == word:
+                    matched += 1
+                else:
+                    dup_blocks += 1
                     dup_messages.add(index)
-                seen_blocks.add(block)
-        lost += sum(max(0, want[w] - got[w]) for w in want)
-        dup_blocks += sum(max(0, got[w] - want[w]) for w in got)
-        total_stored += sum(want.values())
-        total_delivered += sum(got.values())
+        lost += len(words) - matched
+        total_stored += len(words)
     return AlertCount(total_stored, total_delivered, lost, dup_blocks, len(dup_messages))
 
 
