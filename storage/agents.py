@@ -15,7 +15,6 @@ import ipaddress
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 from monitor.agents import AgentConfig
 from storage.codec import parse_ts, ts
 from storage.database import Database
+from storage.dialect import nocase_eq, nocase_order
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_AREA = 200
@@ -146,6 +146,9 @@ class Agents:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Names are case-insensitive (SQLite: COLLATE NOCASE; PostgreSQL: lower()).
+        self._eq = nocase_eq("name", db.kind)
+        self._order = nocase_order("name", db.kind)
 
     async def add(
         self, name: str, areas: Iterable[str], prefixes: Iterable[str], now: datetime
@@ -161,7 +164,7 @@ class Agents:
                     "VALUES (?, ?, ?, ?, ?)",
                     (name, token_hash(token), _json(areas_t), _json(prefixes_t), ts(now)),
                 )
-        except sqlite3.IntegrityError:
+        except self.db.integrity_errors:
             raise AgentError(f"agent name: {name!r} exists") from None
         return token
 
@@ -187,17 +190,17 @@ class Agents:
     async def remove(self, name: str) -> bool:
         """Delete an agent; False when there is none of that name."""
         async with self.db.transaction() as conn:
-            cur = await conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+            cur = await conn.execute(f"DELETE FROM agents WHERE {self._eq}", (name,))
             return cur.rowcount > 0
 
     async def all(self) -> list[AgentRow]:
         """Every agent (revoked ones too), by name."""
-        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM agents ORDER BY name")
+        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM agents ORDER BY {self._order}")
         return [_row(r) for r in rows]
 
     async def get(self, name: str) -> AgentRow | None:
         """One agent by name (case-insensitive, like the uniqueness of names)."""
-        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM agents WHERE name = ?", (name,))
+        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM agents WHERE {self._eq}", (name,))
         return _row(rows[0]) if rows else None
 
     async def by_token(self, token: str) -> AgentRow | None:
@@ -229,19 +232,18 @@ class Agents:
             for r in rows
         ]
         async with self.db.transaction() as conn:
-            before = conn.total_changes
-            await conn.executemany(
+            cur = await conn.executemany(
                 "UPDATE agents SET last_contact = ?, lost_since = ?, epoch = ?, last_seq = ?, "
-                "interval = ? WHERE name = ?",
+                f"interval = ? WHERE {self._eq}",
                 values,
             )
-            return conn.total_changes - before
+            return cur.rowcount
 
     async def _update(self, name: str, assignments: str, params: Sequence[Any]) -> None:
         check_name(name)
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                f"UPDATE agents SET {assignments} WHERE name = ?", (*params, name)
+                f"UPDATE agents SET {assignments} WHERE {self._eq}", (*params, name)
             )
             if cur.rowcount == 0:
                 raise AgentError(f"agent name: no agent {name!r} (ontwatch agents lists them)")

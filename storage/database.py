@@ -1,4 +1,5 @@
-"""Opening the SQLite database: WAL, durability pragmas, migrations."""
+"""Opening the database: SQLite (WAL, durability pragmas, migrations) or, for a
+postgresql:// URL, storage.pg.PgDatabase with the same surface (open_database picks)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
+from storage.dialect import SQLITE, is_postgres_url
 from storage.schema import migrate
+
+if TYPE_CHECKING:
+    from storage.pg import PgDatabase
 
 BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
@@ -43,11 +48,27 @@ async def connect(path: str | Path, *, readonly: bool = False) -> aiosqlite.Conn
 class Database:
     """One writer connection (serialised by a lock) and one reader connection."""
 
+    kind = SQLITE
+    # A value SQLite refuses (too large an integer, bad text, a constraint): one job's fault.
+    data_errors: tuple[type[BaseException], ...] = (
+        sqlite3.IntegrityError,
+        sqlite3.DataError,
+        sqlite3.ProgrammingError,
+    )
+    integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+    # Faults of the database itself (disk full, I/O error, locked, corrupt): the store is down.
+    down_errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, OSError)
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()
+
+    @property
+    def target(self) -> str:
+        """What to name in messages: the file's path."""
+        return str(self.path)
 
     async def open(self) -> Database:
         """Open both connections, migrating the schema first."""
@@ -109,6 +130,16 @@ class Database:
         """
         conn = self.reader
         return await conn._execute(_fetchall, conn._conn, sql, params)
+
+
+def open_database(target: str | Path) -> Database | PgDatabase:
+    """The backend ONTWATCH_DB names (not opened yet): a postgresql:// or postgres:// URL is
+    PostgreSQL, anything else a SQLite file path, as before."""
+    if is_postgres_url(target):
+        from storage.pg import PgDatabase  # psycopg is imported only when PostgreSQL is used
+
+        return PgDatabase(str(target).strip())
+    return Database(target)
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:

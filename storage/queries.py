@@ -15,6 +15,7 @@ from storage.codec import (
     state_from_row,
 )
 from storage.database import Database
+from storage.dialect import POSTGRESQL, SQLITE, all_digits
 from storage.store import ONT_COLUMNS
 
 _JOINED = (
@@ -27,17 +28,21 @@ _N_ONT = len(ONT_COLUMNS.split(","))
 
 # ONT id order: ids of ASCII digits first, as numbers (of any length: by length without
 # leading zeros, then as text), then every other id as text. id_cursor_key is the same key.
-_NUMERIC = "o.id NOT GLOB '*[^0-9]*'"
-_ID_ORDER = (
-    f"CASE WHEN {_NUMERIC} THEN 0 ELSE 1 END",
-    f"CASE WHEN {_NUMERIC} THEN length(ltrim(o.id, '0')) ELSE 0 END",
-    f"CASE WHEN {_NUMERIC} THEN ltrim(o.id, '0') ELSE '' END",
-    "o.id",
-)
+def _id_order(kind: str) -> tuple[str, ...]:
+    numeric = all_digits("o.id", kind)
+    return (
+        f"CASE WHEN {numeric} THEN 0 ELSE 1 END",
+        f"CASE WHEN {numeric} THEN length(ltrim(o.id, '0')) ELSE 0 END",
+        f"CASE WHEN {numeric} THEN ltrim(o.id, '0') ELSE '' END",
+        "o.id",
+    )
+
+
+_ID_ORDER = {kind: _id_order(kind) for kind in (SQLITE, POSTGRESQL)}
 
 
 def id_cursor_key(ont_id: str) -> tuple[int, int, str, str]:
-    """The sort key of an ONT id, as SQLite computes it in _ID_ORDER."""
+    """The sort key of an ONT id, as the database computes it in _ID_ORDER."""
     if ont_id.isascii() and ont_id.isdigit():
         trimmed = ont_id.lstrip("0")
         return 0, len(trimmed), trimmed, ont_id
@@ -95,7 +100,7 @@ class Queries:
         """ONTs with their state, optionally filtered, in id order (numeric ids as numbers).
 
         Paged by a cursor: `after` is the last id of the previous page, `limit` the page size;
-        the order is computed by SQLite (an index-friendly key), never by sorting everything.
+        the order is computed by the database (an index-friendly key), never by sorting everything.
         """
         where, params = [], []
         if status is not None:
@@ -104,11 +109,12 @@ class Queries:
         if area is not None:
             where.append("o.area = ?")
             params.append(area)
+        order = _ID_ORDER[self.db.kind]
         if after is not None:
-            where.append(f"({', '.join(_ID_ORDER)}) > (?, ?, ?, ?)")
+            where.append(f"({', '.join(order)}) > (?, ?, ?, ?)")
             params.extend(id_cursor_key(after))
         sql = _JOINED + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY " + ", ".join(_ID_ORDER)
+        sql += " ORDER BY " + ", ".join(order)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -214,8 +220,11 @@ class Queries:
         )
         (unread,) = (await self.db.fetchall("SELECT COUNT(*) FROM notifications WHERE read = 0"))[0]
         areas = await self.db.fetchall(
-            "SELECT o.area, COUNT(*), SUM(s.status = 'ON'), SUM(s.status = 'OFF'), "
-            "SUM(s.status = 'UNKNOWN'), SUM(s.severity = 'critical') "
+            "SELECT o.area, COUNT(*), "
+            "SUM(CASE WHEN s.status = 'ON' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN s.status = 'OFF' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN s.status = 'UNKNOWN' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN s.severity = 'critical' THEN 1 ELSE 0 END) "
             "FROM onts o JOIN ont_state s ON s.ont_id = o.id GROUP BY o.area ORDER BY o.area"
         )
         online, offline = by_status.get("ON", 0), by_status.get("OFF", 0)

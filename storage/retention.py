@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
+from typing import Any
 
 from storage.codec import ts
 from storage.database import Database
 
 
-def _prune(conn: sqlite3.Connection, cutoff: str) -> dict[str, int]:
+def _prune(conn: sqlite3.Connection | Any, cutoff: str) -> dict[str, int]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         outbox = conn.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,31 +22,29 @@ from storage.codec import (
     ts,
 )
 from storage.database import Database
+from storage.dialect import POSTGRESQL
 
 ONT_COLUMNS = "id, name, customer_id, location, lat, lon, ip, area"
+_STATE_UPDATE = ", ".join(
+    f"{c}=excluded.{c}" for c in (c.strip() for c in STATE_COLUMNS.split(",")) if c != "ont_id"
+)
 
 
 class SqliteStore:
-    """monitor.ports.Store on SQLite."""
+    """monitor.ports.Store on SQLite or PostgreSQL (the name is older than the second one)."""
 
     def __init__(self, db: Database, lang: Lang = "id") -> None:
         self.db = db
         self.lang = lang  # the service language: of the notifications' stored message
 
     async def load(self) -> Snapshot:
-        """Inventory, states, mutes and open mass outages as stored."""
-        conn = self.db.writer
-        async with conn.execute(f"SELECT {ONT_COLUMNS} FROM onts") as cur:
-            onts = [ont_from_row(r) for r in await cur.fetchall()]
-        async with conn.execute(f"SELECT {STATE_COLUMNS} FROM ont_state") as cur:
-            states = [state_from_row(r) for r in await cur.fetchall()]
-        async with conn.execute("SELECT target, until, by FROM mutes") as cur:
-            mutes = [Mute(t, parse_ts(u), b) for t, u, b in await cur.fetchall()]  # type: ignore[arg-type]
-        async with conn.execute(
-            "SELECT area, started_at, members, last_notified_at, acked_at, acked_by "
-            "FROM mass_outages"
-        ) as cur:
-            outages = [
+        """Inventory, states, mutes and open mass outages as stored (read on the writer)."""
+        onts, states, mutes, outages = await self.db.run_in_writer(_load_rows)
+        return Snapshot(
+            [ont_from_row(r) for r in onts],
+            [state_from_row(r) for r in states],
+            [Mute(t, parse_ts(u), b) for t, u, b in mutes],  # type: ignore[arg-type]
+            [
                 MassOutage(
                     a,
                     parse_ts(t),  # type: ignore[arg-type]
@@ -56,23 +53,26 @@ class SqliteStore:
                     parse_ts(acked),
                     by,
                 )
-                for a, t, m, notified, acked, by in await cur.fetchall()
-            ]
-        return Snapshot(onts, states, mutes, outages)
+                for a, t, m, notified, acked, by in outages
+            ],
+        )
 
     async def commit(self, batch: Batch) -> list[int]:
         """Write everything in the batch in one transaction; the notifications' new ids.
 
         Faults of the database itself (disk full, I/O error, locked, corrupt) raise StoreDown;
-        a value SQLite refuses (too large an integer, bad text, a constraint) raises as it is,
+        a value the database refuses (too large an integer, bad text, a constraint) raises as it is,
         which tells the engine that one job's data is at fault, not the store.
         """
         statements = self._statements(batch, datetime.now(UTC))
+        notify = self.db.kind == POSTGRESQL  # standbys follow the commits (docs/postgresql.md)
         try:
-            return await self.db.run_in_writer(_run_transaction, statements)
-        except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError):
+            return await self.db.run_in_writer(_run_transaction, statements, notify)
+        except StoreDown:
             raise
-        except (sqlite3.DatabaseError, OSError) as exc:
+        except self.db.data_errors:
+            raise
+        except self.db.down_errors as exc:
             raise StoreDown(f"{type(exc).__name__}: {exc}") from exc
 
     def _statements(self, batch: Batch, now: datetime) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -95,7 +95,8 @@ class SqliteStore:
         if batch.states:
             out.append(
                 (
-                    f"INSERT OR REPLACE INTO ont_state ({STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO ont_state ({STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                    f"ON CONFLICT(ont_id) DO UPDATE SET {_STATE_UPDATE}",
                     [state_row(s) for s in batch.states.values()],
                 )
             )
@@ -141,8 +142,11 @@ class SqliteStore:
             else:
                 out.append(
                     (
-                        "INSERT OR REPLACE INTO mass_outages (area, started_at, members,"
-                        " last_notified_at, acked_at, acked_by) VALUES (?,?,?,?,?,?)",
+                        "INSERT INTO mass_outages (area, started_at, members,"
+                        " last_notified_at, acked_at, acked_by) VALUES (?,?,?,?,?,?)"
+                        " ON CONFLICT(area) DO UPDATE SET started_at=excluded.started_at,"
+                        " members=excluded.members, last_notified_at=excluded.last_notified_at,"
+                        " acked_at=excluded.acked_at, acked_by=excluded.acked_by",
                         [
                             (
                                 area,
@@ -161,7 +165,8 @@ class SqliteStore:
             else:
                 out.append(
                     (
-                        "INSERT OR REPLACE INTO mutes (target, until, by) VALUES (?,?,?)",
+                        "INSERT INTO mutes (target, until, by) VALUES (?,?,?) ON CONFLICT(target)"
+                        " DO UPDATE SET until=excluded.until, by=excluded.by",
                         [(target, ts(mute.until), mute.by)],
                     )
                 )
@@ -192,8 +197,26 @@ _NOTIFY = "notifications"
 _OUTBOX = "outbox"
 
 
+def _load_rows(conn: Any) -> tuple[list[Any], ...]:
+    """The rows load() decodes, read in one hop on the writer's thread."""
+    queries = (
+        f"SELECT {ONT_COLUMNS} FROM onts",
+        f"SELECT {STATE_COLUMNS} FROM ont_state",
+        "SELECT target, until, by FROM mutes",
+        "SELECT area, started_at, members, last_notified_at, acked_at, acked_by FROM mass_outages",
+    )
+    return tuple(conn.execute(sql).fetchall() for sql in queries)
+
+
+# Delivered to PostgreSQL listeners at COMMIT only (NOTIFY is transactional): the highest
+# notification id, so a standby knows how far the stored notifications go.
+_COMMIT_NOTICE = (
+    "SELECT pg_notify('ontwatch_commit', (SELECT COALESCE(MAX(id), 0) FROM notifications)::text)"
+)
+
+
 def _run_transaction(
-    conn: sqlite3.Connection, statements: list[tuple[str, list[tuple[Any, ...]]]]
+    conn: Any, statements: list[tuple[str, list[tuple[Any, ...]]]], notify: bool = False
 ) -> list[int]:
     conn.execute("BEGIN IMMEDIATE")
     notification_ids: list[int] = []
@@ -217,6 +240,8 @@ def _run_transaction(
                 )
             else:
                 conn.executemany(sql, rows)
+        if notify:
+            conn.execute(_COMMIT_NOTICE)
     except BaseException:
         conn.execute("ROLLBACK")
         raise

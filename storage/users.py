@@ -23,6 +23,7 @@ from typing import Any
 
 from storage.codec import parse_ts, ts
 from storage.database import Database
+from storage.dialect import nocase_eq, nocase_order
 
 ROLES = ("viewer", "operator", "admin")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -132,6 +133,10 @@ class Users:
 
     def __init__(self, db: Database, *, hashing_slots: int = 2) -> None:
         self.db = db
+        # Names are case-insensitive (SQLite: COLLATE NOCASE; PostgreSQL: lower()).
+        self._eq = nocase_eq("name", db.kind)
+        self._eq_u = nocase_eq("u.name", db.kind)
+        self._order = nocase_order("name", db.kind)
         # scrypt runs on threads; a bounded number at once, so a login storm cannot take
         # every core from the monitor.
         self._slots = asyncio.Semaphore(hashing_slots)
@@ -149,7 +154,7 @@ class Users:
                     "INSERT INTO users (name, role, password, created_at) VALUES (?, ?, ?, ?)",
                     (name, role, hashed, ts(now)),
                 )
-        except sqlite3.IntegrityError:
+        except self.db.integrity_errors:
             raise UserError(f"user name: {name!r} exists") from None
         user = await self.get(name)
         assert user is not None
@@ -157,24 +162,26 @@ class Users:
 
     async def all(self) -> list[User]:
         """Every user, by name."""
-        rows = await self.db.fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")
+        rows = await self.db.fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY {self._order}")
         return [_user(r) for r in rows]
 
     async def get(self, name: str) -> User | None:
         """One user by name (case-insensitive)."""
-        rows = await self.db.fetchall(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,))
+        rows = await self.db.fetchall(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE {self._eq}", (name,)
+        )
         return _user(rows[0]) if rows else None
 
     async def set_disabled(self, name: str, disabled: bool = True) -> bool:
         """Disable (ending every session) or enable a user; False when there is no such user."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name)
+                f"UPDATE users SET disabled = ? WHERE {self._eq}", (int(disabled), name)
             )
             found = cur.rowcount > 0
             if disabled:
                 await conn.execute(
-                    "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = ?)",
+                    f"DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE {self._eq})",
                     (name,),
                 )
         return found
@@ -183,10 +190,10 @@ class Users:
         """Delete a user and their sessions; False when there is no such user."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = ?)",
+                f"DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE {self._eq})",
                 (name,),
             )
-            cur = await conn.execute("DELETE FROM users WHERE name = ?", (name,))
+            cur = await conn.execute(f"DELETE FROM users WHERE {self._eq}", (name,))
             return cur.rowcount > 0
 
     async def authenticate(self, name: str, password: str) -> User | None:
@@ -196,7 +203,7 @@ class Users:
         answer time does not tell which names exist.
         """
         rows = await self.db.fetchall(
-            f"SELECT {_USER_COLUMNS}, password FROM users WHERE name = ?", (name,)
+            f"SELECT {_USER_COLUMNS}, password FROM users WHERE {self._eq}", (name,)
         )
         stored = rows[0][5] if rows else await self._dummy_hash()
         ok = await self._check(password[:MAX_PASSWORD], stored)
@@ -247,7 +254,7 @@ class Users:
     async def sessions_of(self, name: str) -> int:
         """How many sessions a user has (for tests and `user list`)."""
         rows = await self.db.fetchall(
-            "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.name = ?",
+            f"SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE {self._eq_u}",
             (name,),
         )
         return int(rows[0][0])
