@@ -42,19 +42,19 @@ NOTIFICATIONS = [
 
 async def seed_notification(db: Database, case: Case) -> int:
     at = ts(NOW - case.age)
-    cur = await db.writer.execute(
-        "INSERT INTO notifications (created_at, kind, severity, ont_id, area, message, payload)"
-        " VALUES (?, 'opened', 'warning', ?, 'Baciro', ?, '{}')",
-        (at, case.name, case.name),
-    )
-    nid = cur.lastrowid
-    assert nid is not None
-    if case.outbox is not None:
-        await db.writer.execute(
-            "INSERT INTO outbox (notification_id, chat_id, created_at, state) VALUES (?,?,?,?)",
-            (nid, -100, at, case.outbox),
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "INSERT INTO notifications (created_at, kind, severity, ont_id, area, message, payload)"
+            " VALUES (?, 'opened', 'warning', ?, 'Baciro', ?, '{}') RETURNING id",
+            (at, case.name, case.name),
         )
-    return nid
+        (nid,) = await cur.fetchone()
+        if case.outbox is not None:
+            await conn.execute(
+                "INSERT INTO outbox (notification_id, chat_id, created_at, state) VALUES (?,?,?,?)",
+                (nid, -100, at, case.outbox),
+            )
+    return int(nid)
 
 
 async def test_prune_keeps_recent_and_undelivered_rows(db: Database) -> None:
@@ -83,11 +83,12 @@ HISTORY = [
 @pytest.mark.parametrize(("name", "age", "kept"), HISTORY, ids=[h[0] for h in HISTORY])
 async def test_history_cutoff(db: Database, name: str, age: timedelta, kept: bool) -> None:
     for ont, row_age in (("probe", age), ("control", timedelta(0))):
-        await db.writer.execute(
-            "INSERT INTO history (ont_id, at, source, status, rto_count, severity, reason)"
-            " VALUES (?, ?, 'push', 'OFF', 0, 'warning', '')",
-            (ont, ts(NOW - row_age)),
-        )
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO history (ont_id, at, source, status, rto_count, severity, reason)"
+                " VALUES (?, ?, 'push', 'OFF', 0, 'warning', '')",
+                (ont, ts(NOW - row_age)),
+            )
     counts = await retention.prune(db, NOW, KEEP)
     left = {row[0] for row in await db.fetchall("SELECT ont_id FROM history")}
     assert ("probe" in left) is kept
