@@ -30,6 +30,8 @@ from ontwatch.agents_cli import add_parser as add_agents_parser
 from ontwatch.agents_cli import run as run_agents
 from ontwatch.demo import fresh_demo_database
 from ontwatch.logs import setup_logging
+from ontwatch.migrate_cli import add_parser as add_migrate_parser
+from ontwatch.migrate_cli import run as run_migrate
 from ontwatch.service import Service, utcnow
 from ontwatch.settings import Settings, SettingsError, load_settings
 from ontwatch.table import ONT_HEADERS, area_lines, longest_down_first, ont_rows, render
@@ -459,6 +461,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "and prefixes, give it a new token, revoke or remove it.",
         "ontwatch agents add POP-2 --area Baciro --prefix 10.2.0.0/16",
     ),
+    "migrate-db": (
+        "Copy a SQLite installation into an empty PostgreSQL database (docs/postgresql.md) in "
+        "one transaction and check it row for row; --force replaces a target's data, --verify "
+        "only compares. Stop the service first: later changes would not be copied.",
+        "ontwatch migrate-db data/ontwatch.db postgresql://ontwatch:secret@db.example/ontwatch",
+    ),
 }
 
 
@@ -526,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_user_parser(sub)
     sub.add_parser("agent", help="run a probe agent inside a POP (docs/agents.md)")
     add_agents_parser(sub)
+    add_migrate_parser(sub)
     _explain(sub)
     return p
 
@@ -536,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "agent":
             return cmd_agent()
+        if args.command == "migrate-db":
+            return run_migrate(args)
         settings = load_settings()
         if args.command == "run":
             if args.demo:
