@@ -1,10 +1,16 @@
 """Delivery of the outbox to Telegram: grouping, threads, pacing under the limits, retries.
 
 Guarantees and their limits:
-- A row is marked sent in SQLite right after Telegram answers with the message. A crash (or a
-  read timeout after Telegram accepted the request) between that answer and the commit leaves
-  the row pending, so it is sent again after a restart: at-least-once, with a window of one
-  send per chat. Anything else is exactly once: sent rows are never selected again.
+- A row is marked sent in the database right after Telegram answers with the message. A crash
+  (or a read timeout after Telegram accepted the request) between that answer and the commit
+  leaves the row pending, so it is sent again after a restart: at-least-once, with a window of
+  one send per chat. Anything else is exactly once: sent rows are never selected again.
+- Claims (issue 14, docs/postgresql.md): before each attempt the rows are claimed under the
+  leader's epoch in their own committed write (fenced by the lease on PostgreSQL), so only the
+  leader sends. A new leader starts by finding the rows an older epoch claimed and never marked
+  sent (in flight when that leader stopped) and sends them again, once: at most one duplicate
+  per row and takeover. A claim refused because a newer epoch holds the rows means another
+  instance leads: this delivery stops. Without a lease (SQLite) the epoch is 0 throughout.
 - Every request goes through the one `bot.sender.Sender` (its pacer: ~1 msg/s per chat,
   20/min per group, 25/s overall, retry_after per chat), and `bot.send_errors.classify` says
   what to do when one fails: 429 and network errors / 5xx are retried (backoff capped) for as
@@ -44,6 +50,7 @@ WallClock = Callable[[], datetime]
 
 BACKOFF_START = 1.0
 BACKOFF_CAP = 60.0
+NO_LEASE = 0  # the epoch of an instance without leadership (SQLite): epochs of a lease start at 1
 POLL_INTERVAL = 2.0  # also picks up rows written by another process (the offline CLI)
 MAX_ROWS = 1000  # rows composed at once for one chat
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -70,8 +77,10 @@ class Delivery:
         edit_window: timedelta = threads.EDIT_WINDOW,
         poll_interval: float = POLL_INTERVAL,
         backoff_cap: float = BACKOFF_CAP,
+        epoch: int = NO_LEASE,
     ) -> None:
         self.outbox = outbox
+        self.epoch = epoch
         self.bot = bot
         self.lang_for = lang_for
         self.tz = tz
@@ -93,6 +102,9 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._unmarked: set[int] = set()  # sent, but the mark did not reach the database yet
         self._pending_marks: deque[tuple[tuple[int, ...], int | None]] = deque()
+        self._in_flight: set[int] = set()  # claimed by an earlier run, not marked sent
+        self.deposed = False  # a newer epoch claimed rows: another instance leads
+        self.resent_after_takeover = 0  # rows sent again that an earlier run had claimed
         self.sent_messages = 0
         self.edited_messages = 0
         self.errors: Counter[str] = Counter()  # Telegram errors by kind, for /metrics
@@ -141,6 +153,8 @@ class Delivery:
 
     async def _run(self) -> None:
         await self._until_stopped(self.ready.wait())
+        if not self._stopping.is_set():
+            await self._find_in_flight()
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -153,6 +167,27 @@ class Delivery:
                 if lane is None or lane.done():
                     self._lanes[chat] = asyncio.create_task(self._lane(chat), name=f"lane-{chat}")
             await self._until_stopped(self._wake.wait(), self.poll_interval)
+
+    async def _find_in_flight(self) -> None:
+        """Note the rows an earlier run claimed and never marked sent, before any lane runs.
+
+        Their message may have reached Telegram just before that run (the old leader) stopped;
+        they are pending, so the lanes send them again like any other row, and their claim
+        moves to this epoch. Noting them here is what makes the resend visible (log, figure).
+        """
+        try:
+            ids = await self.outbox.in_flight(self.epoch)
+        except Exception:
+            log.exception("delivery: could not read the rows in flight at the last stop")
+            return
+        self._in_flight = set(ids)
+        if ids:
+            log.warning(
+                "delivery (epoch %s): %d rows were claimed by an earlier run and not marked "
+                "sent (in flight when it stopped): sending them again, once",
+                self.epoch,
+                len(ids),
+            )
 
     async def _until_stopped(self, aw: Awaitable[object], limit: float | None = None) -> None:
         """Await aw, but return early on stop (and after limit seconds of self.sleep)."""
@@ -273,6 +308,13 @@ class Delivery:
         message = item.message
         chat_id = message.chat_id
         while not self._stopping.is_set():
+            claimed = await self._claim(message.row_ids)
+            if claimed is False:
+                return False
+            if claimed is None:  # not claimed: a leader sends nothing it could not claim
+                await self._until_stopped(self.sleep(backoff))
+                backoff = min(backoff * 2, self.backoff_cap)
+                continue
             try:
                 sent = await self._request(item)
             except SenderClosed:
@@ -315,6 +357,39 @@ class Delivery:
             await self._mark(message.row_ids, message_id)
             return message_id
         return False
+
+    async def _claim(self, row_ids: tuple[int, ...]) -> bool | None:
+        """Claim the rows under this epoch, committed before the send.
+
+        True: send. False: a newer epoch holds them, so another instance leads and this
+        delivery stops. None: the claim could not be written; under a lease nothing is sent
+        unclaimed (it is retried after a backoff), without one (epoch 0, SQLite) the send goes
+        ahead as it always did and only the mark is retried.
+        """
+        try:
+            ok = await self.outbox.claim(row_ids, self.epoch, self.wall())
+        except Exception as exc:
+            if self.epoch == NO_LEASE:
+                log.warning("delivery: rows %s not claimed (%s); sending anyway", row_ids, exc)
+                return True
+            log.warning("delivery: rows %s not claimed (%s); not sent yet", row_ids, exc)
+            return None
+        if not ok:
+            log.error(
+                "delivery: rows %s are claimed by an epoch newer than %s: another instance "
+                "leads; delivery stops",
+                row_ids,
+                self.epoch,
+            )
+            self.deposed = True
+            self._stopping.set()
+            self._wake.set()
+            return False
+        again = self._in_flight.intersection(row_ids)
+        if again:
+            self.resent_after_takeover += len(again)
+            self._in_flight.difference_update(again)
+        return True
 
     async def _attempt(self, row_ids: tuple[int, ...], error: str, wait: float) -> None:
         try:

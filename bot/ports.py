@@ -33,6 +33,14 @@ class Outbox(Protocol):
         """A failed attempt, to be retried."""
         ...
 
+    async def claim(self, ids: Sequence[int], epoch: int, at: datetime) -> bool:
+        """Claim rows under the leader's epoch before sending; False: a newer epoch holds one."""
+        ...
+
+    async def in_flight(self, epoch: int) -> list[int]:
+        """Pending rows claimed by this epoch or an older one (an earlier run's sends)."""
+        ...
+
 
 class ChatLanguages(Protocol):
     """Per-chat language choice."""

@@ -100,11 +100,15 @@ class Database:
         """BEGIN IMMEDIATE ... COMMIT on the writer, rolled back on any error."""
         async with self.write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while awaiting the BEGIN leaves it running
+                # on the database thread; the ROLLBACK queued behind it ends that transaction
+                # (else the next writer met "cannot start a transaction within a transaction").
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
-                await conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.OperationalError):  # no transaction began
+                    await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
 

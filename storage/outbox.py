@@ -63,6 +63,46 @@ class OutboxStore:
                 [(reason[:500], ts(at), i) for i in ids],
             )
 
+    async def claim(self, ids: Sequence[int], epoch: int, at: datetime) -> bool:
+        """Claim rows for a send under the leader's epoch, committed before the send goes out.
+
+        All or nothing: when a newer epoch holds any of the rows (a newer leader took them
+        over), nothing is written and the answer is False: they are not this leader's to send.
+        On PostgreSQL the transaction is fenced by the lease, so a leader that lost it claims,
+        and therefore sends, nothing. Rows no longer pending are left as they are.
+        """
+        if not ids:
+            return True
+        marks = ", ".join("?" * len(ids))
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                f"SELECT COUNT(*) FROM outbox WHERE id IN ({marks}) AND claimed_epoch > ?",
+                (*ids, epoch),
+            )
+            (newer,) = await cur.fetchone()
+            if newer:
+                return False
+            await conn.execute(
+                "UPDATE outbox SET claimed_epoch = ?, claimed_at = ? "
+                f"WHERE id IN ({marks}) AND state = 'pending' "
+                "AND (claimed_epoch IS NULL OR claimed_epoch <= ?)",
+                (epoch, ts(at), *ids, epoch),
+            )
+        return True
+
+    async def in_flight(self, epoch: int) -> list[int]:
+        """Pending rows claimed by this epoch or an older one, in id order.
+
+        Read by a delivery as it starts: these were claimed by an earlier run (an older
+        leader, or this instance before a restart) and never marked sent, so their message
+        may already have gone out; they are sent again, once per takeover.
+        """
+        rows = await self.db.fetchall(
+            "SELECT id FROM outbox WHERE state = 'pending' AND claimed_epoch <= ? ORDER BY id",
+            (epoch,),
+        )
+        return [r[0] for r in rows]
+
     async def record_attempt(
         self, ids: Sequence[int], error: str, next_attempt_at: datetime
     ) -> None:
@@ -91,7 +131,7 @@ class OutboxStore:
         """Every row with its delivery fields (for tests and diagnostics)."""
         sql = (
             "SELECT id, notification_id, chat_id, state, attempts, last_error, sent_at, "
-            "message_id FROM outbox"
+            "message_id, claimed_epoch, claimed_at FROM outbox"
         )
         params: list[Any] = []
         if chat_id is not None:
@@ -100,7 +140,9 @@ class OutboxStore:
         keys = ("id", "notification_id", "chat_id", "state", "attempts", "last_error")
         out = []
         for r in await self.db.fetchall(sql + " ORDER BY id", params):
-            row = dict(zip((*keys, "sent_at", "message_id"), r, strict=True))
+            row = dict(
+                zip((*keys, "sent_at", "message_id", "claimed_epoch", "claimed_at"), r, strict=True)
+            )
             out.append(row)
         return out
 

@@ -164,6 +164,12 @@ MIGRATIONS: list[str] = [
         interval REAL
     );
     """,
+    # 8: outbox claims under the leader's epoch (docs/postgresql.md): a row is claimed before
+    # each send; rows an older epoch claimed and never marked sent are resent after a takeover
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_epoch INTEGER;
+    ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
+    """,
 ]
 
 
@@ -315,7 +321,12 @@ CREATE UNIQUE INDEX agents_name ON agents(lower(name));
 """
 
 # Migrations after PG_BASE_VERSION, numbered as in MIGRATIONS (8 goes here, then 9, ...).
-PG_MIGRATIONS: dict[int, str] = {}
+PG_MIGRATIONS: dict[int, str] = {
+    8: """
+    ALTER TABLE outbox ADD COLUMN claimed_epoch BIGINT;
+    ALTER TABLE outbox ADD COLUMN claimed_at TEXT COLLATE "C";
+    """,
+}
 
 _PG_MIGRATION_LOCK = 0x6F6E7477  # pg_advisory_xact_lock key: instances starting together wait
 
