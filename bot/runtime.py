@@ -72,6 +72,7 @@ class BotRuntime:
         self.engine: Engine | None = None
         self.view: EngineView | None = None  # what the bot reads; writes go to the engine
         self.delivery: Delivery | None = None
+        self.epoch = 0  # the leader's epoch (set before load() under a lease; 0: no lease)
         self.app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.langs: dict[int, str] = {}
         self.connected = asyncio.Event()
@@ -110,6 +111,7 @@ class BotRuntime:
             sender=self.sender,
             messages=self.messages,
             edit_window=timedelta(seconds=self.config.edit_window),
+            epoch=self.epoch,
         )
         return self.router
 

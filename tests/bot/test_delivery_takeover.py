@@ -352,3 +352,29 @@ async def off(engine: Engine, clock: ManualClock, ont: str) -> None:
     """One ONT goes OFF (a warning to every routed chat), minutes after the last change."""
     clock.advance(minutes=3)
     await engine.ingest(Observation.push(ont, Status.OFF, 1, clock(), source=Source.PUSH))
+
+
+async def test_the_runtime_hands_its_epoch_to_delivery(tmp_path: Path) -> None:
+    """The service sets BotRuntime.epoch (the lease's) before load(); delivery claims with it."""
+    from bot.runtime import BotRuntime
+    from ontwatch.service import bot_config, bot_stores
+    from storage.queries import Queries
+
+    from .conftest import settings_for
+
+    async with FakeBotApi() as fake:
+        db = await Database(tmp_path / "ontwatch.db").open()
+        try:
+            settings = settings_for(fake, tmp_path)
+            runtimes = []
+            for epoch in (None, 7):
+                rt = BotRuntime(
+                    bot_config(settings), bot_stores(db), Queries(db), clock=ManualClock()
+                )
+                if epoch is not None:
+                    rt.epoch = epoch
+                await rt.load()
+                runtimes.append(rt)
+            assert [rt.delivery.epoch for rt in runtimes if rt.delivery] == [0, 7]
+        finally:
+            await db.close()
