@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ontwatch.leader import STANDBY, Leadership
 from storage import backup as backups
 from storage.database import Database
 from storage.outbox import OutboxStore
@@ -75,6 +76,28 @@ async def database_writable(db: Database) -> str:
     return ""
 
 
+async def database_readable(db: Database) -> str:
+    """'' when a read answers within the timeout, else why not (a standby writes nothing)."""
+    try:
+        await asyncio.wait_for(OutboxStore(db).pending_age(datetime.now(UTC)), DB_WRITE_TIMEOUT)
+    except TimeoutError:
+        return f"database read took more than {DB_WRITE_TIMEOUT:.0f} s"
+    except (sqlite3.Error, OSError, *getattr(db, "down_errors", ())) as exc:
+        return f"database not readable: {exc}"
+    return ""
+
+
+def leadership_detail(who: Leadership) -> dict[str, Any]:
+    """What /healthz says about who leads."""
+    return {
+        "role": who.role,
+        "instance": who.instance,
+        "leader": who.leader,
+        "leader_since": who.since.isoformat() if who.since is not None else None,
+        "epoch": who.epoch,
+    }
+
+
 async def outbox_age(db: Database, now: datetime) -> tuple[int, float]:
     """Undelivered outbox rows and the age in seconds of the oldest one."""
     return await OutboxStore(db).pending_age(now)
@@ -88,15 +111,21 @@ async def check(
     bot_enabled: bool,
     now: datetime,
     backup_dir: Path | None = None,
+    leadership: Leadership | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Run every check; healthy only when all pass. The detail says which failed and why."""
+    """Run every check; healthy only when all pass. The detail says which failed and why.
+
+    A standby (PostgreSQL, another instance leads) runs no writer and writes nothing: its
+    database check is a read.
+    """
     problems: list[str] = []
     lag = loop.worst_lag()
     if lag > LOOP_LAG_LIMIT:
         problems.append(f"event loop stalled: a heartbeat was {lag:.1f} s late")
-    if not writer_alive():
+    standby = leadership is not None and leadership.role == STANDBY
+    if not standby and not writer_alive():
         problems.append("the engine's writer task is not running")
-    if reason := await database_writable(db):
+    if reason := await (database_readable(db) if standby else database_writable(db)):
         problems.append(reason)
     pending, age = await outbox_age(db, now)
     if bot_enabled and age > OUTBOX_STUCK_AFTER.total_seconds():
@@ -113,4 +142,6 @@ async def check(
         "outbox_oldest_s": round(age, 1),
         "problems": problems,
     }
+    if leadership is not None:
+        detail.update(leadership_detail(leadership))
     return not problems, detail

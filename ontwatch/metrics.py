@@ -16,6 +16,7 @@ from monitor.model import Severity, Status
 from monitor.prober import Prober
 from monitor.records import AGENT_STATES, agent_state
 from monitor.view import EngineView
+from ontwatch.leader import LEADER, Leadership
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Scrape:
     outbox_by_state: dict[str, int]
     loop_lag: Mapping[str, float] | None = None  # quantile ("0.5", "0.99", "1") -> seconds
     now: datetime | None = None  # the service's clock (ages of agents' last contact)
+    leadership: Leadership | None = None  # who leads (docs/postgresql.md)
 
 
 class EngineCounters(Protocol):
@@ -159,6 +161,8 @@ class OntwatchCollector(Collector):
             yield g
         if self.events is not None:
             yield from _event_stream(self.events)
+        if s.leadership is not None:
+            yield from _leadership(s.leadership)
         if self.delivery is not None:
             yield CounterMetricFamily(
                 "ontwatch_telegram_messages_sent",
@@ -171,6 +175,24 @@ class OntwatchCollector(Collector):
             for kind in ("retry_after", "network", "forbidden", "bad_request", "invalid_token"):
                 c.add_metric([kind], self.delivery.errors.get(kind, 0))
             yield c
+
+
+def _leadership(who: Leadership) -> Iterator[Any]:
+    """ontwatch_leader{instance} 1 on the leader, 0 on a standby; since when the leader leads
+    (Unix time it took the lease; with SQLite, when the service started)."""
+    g = GaugeMetricFamily(
+        "ontwatch_leader",
+        "1 while this instance is the leader (writes, probes, delivers), 0 on a standby",
+        labels=["instance"],
+    )
+    g.add_metric([who.instance], 1 if who.role == LEADER else 0)
+    yield g
+    if who.since is not None:
+        yield GaugeMetricFamily(
+            "ontwatch_leader_since_seconds",
+            "Unix time the current leader took the lease (SQLite: the service's start)",
+            value=who.since.timestamp(),
+        )
 
 
 def _event_stream(hub: Any) -> Iterator[Any]:

@@ -1,4 +1,12 @@
-"""Wiring and lifecycle: database, engine, HTTP API (and bot, prober, jobs) in one event loop."""
+"""Wiring and lifecycle: database, engine, HTTP API (and bot, prober, jobs) in one event loop.
+
+Two halves (docs/postgresql.md): the read side every instance runs (database, queries, the
+engine's view, HTTP: pages, JSON reads, the event stream), and the leader's duties (engine
+writer, prober, scheduled jobs, agents' desk, outbox delivery, Telegram polling). With SQLite
+the service is always the leader and has no lease. With PostgreSQL it starts as a standby
+(the follower keeps the view current, writes are answered 503) and takes on the duties once
+its role manager holds the lease; a lost lease ends the process (EXIT_LOST_LEASE).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import contextlib
 import errno
 import gc
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -27,18 +36,20 @@ from monitor.agents import AgentDesk
 from monitor.engine import Engine
 from monitor.jobs import Job, build_scheduler
 from monitor.model import Event, Observation, Ont, Source, Status
-from monitor.ports import AlertSink, Clock, Router, StaticRouter
+from monitor.ports import Clock
 from monitor.prober import Prober
 from monitor.summary import summarize
 from monitor.sweep import Sweeper
 from monitor.view import EngineView
 from ontwatch import connections, health, metrics
 from ontwatch.demo import demo_inventory
+from ontwatch.leader import EXIT_LOST_LEASE, LEADER, Leadership, RoleManager
 from ontwatch.settings import Settings, SettingsError
 from storage import backup as backups
 from storage import retention
 from storage.agents import Agents
 from storage.database import Database
+from storage.database import open_database as database_for
 from storage.outbox import BotMessages, ChatPrefs, OutboxStore, Subscriptions
 from storage.queries import Queries
 from storage.store import SqliteStore
@@ -48,6 +59,8 @@ from web.security import HostPolicy
 
 log = logging.getLogger("ontwatch")
 alerts_log = logging.getLogger("ontwatch.alerts")
+
+LOST_LEASE_STOP_SECONDS = 10.0  # bound on the shutdown after a lost lease; then exit anyway
 
 
 def utcnow() -> datetime:
@@ -85,6 +98,12 @@ class Service:
     maps: MapRenderer | None = None
     events: Any = None  # web.events.EventHub: GET /api/events
     loopwatch: health.LoopWatch = field(default_factory=health.LoopWatch)
+    role: RoleManager | None = None  # PostgreSQL: the lease; None with SQLite (always leader)
+    follower: Any = None  # monitor.follower.Follower while a standby follows the leader
+    exit_code: int = 0  # EXIT_LOST_LEASE once the lease was lost
+    lease_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: datetime | None = None
+    _stopping: asyncio.Event | None = None
 
     def check(self) -> None:
         """Refuse settings that would leave the service unusable or the tokens confused.
@@ -94,9 +113,9 @@ class Service:
         anything (routers' pushes would all be 401), so start-up is refused with the fix.
         """
         s = self.settings
-        if s.db.is_dir():
+        if isinstance(s.db, Path) and s.db.is_dir():
             raise SettingsError(f"ONTWATCH_DB: {s.db} is a directory; name the database file")
-        if not s.host_is_loopback and s.api_token is None and count_admins(s.db) == 0:
+        if not s.host_is_loopback and s.api_token is None and self._admins() == 0:
             raise SettingsError(
                 f"ONTWATCH_HTTP_HOST: refusing to listen on {s.http_host} without "
                 "ONTWATCH_API_TOKEN or an admin user (ontwatch user add NAME --role admin): "
@@ -105,6 +124,15 @@ class Service:
         tokens = [t.get_secret_value() for t in (s.api_token, s.read_token) if t is not None]
         if len(tokens) == 2 and tokens[0] == tokens[1]:
             raise SettingsError("ONTWATCH_READ_TOKEN: must differ from ONTWATCH_API_TOKEN")
+
+    def _admins(self) -> int:
+        """Enabled admin users (a file read-only, or a short PostgreSQL connection)."""
+        return count_admins(self.settings.db)
+
+    def data_dir(self) -> Path:
+        """Where the tile cache and backups live: beside the SQLite file, else
+        ONTWATCH_STATE_DIR (Settings.data_dir)."""
+        return self.settings.data_dir
 
     def session_policy(self) -> SessionPolicy:
         """How long web login sessions live."""
@@ -131,15 +159,51 @@ class Service:
         )
 
     async def start(self) -> None:
-        """Open the database, start the engine, then serve HTTP."""
+        """Open the database and the read side; lead (SQLite) or stand by (PostgreSQL)."""
         self.check()
         s = self.settings
+        self.started_at = self.clock()
         self.db = await open_database(s.db)
         self.reads = Queries(self.db)
         # One renderer for /map and GET /api/map.png: one tile cache, shared renders.
-        self.maps = MapRenderer(s.tile_url, s.db.parent / "tiles", user_agent=default_user_agent())
-        router: Router = StaticRouter(())
-        sinks: list[AlertSink] = [LogSink()]
+        self.maps = MapRenderer(
+            s.tile_url, self.data_dir() / "tiles", user_agent=default_user_agent()
+        )
+        self.engine = Engine(
+            SqliteStore(self.db, lang=s.lang),
+            clock=self.clock,
+            thresholds=s.thresholds,
+            sinks=[LogSink()],
+        )
+        if not s.bot_enabled:
+            log.warning(
+                "TELEGRAM_BOT_TOKEN is not set: the Telegram bot is disabled; alerts are "
+                "only logged (logger ontwatch.alerts)"
+            )
+        self.loopwatch.start()
+        if s.postgres_url is None:
+            await self._lead()
+            await self._start_http()
+        else:
+            await self._stand_by(s.postgres_url)
+            await self._start_http()
+            assert self.role is not None
+            self.role.start()  # takes the lease now if nobody holds it
+        # What start-up built (modules, the inventory, the state) lives as long as the process:
+        # out of the collector's passes, so that a 20,000-item push does not re-scan it often.
+        gc.freeze()
+        log.info(
+            "ontwatch serving %d ONTs on http://%s:%d (database %s)",
+            len(EngineView(self.engine)),
+            s.http_host,
+            self.port,
+            getattr(self.db, "target", s.db),
+        )
+
+    async def _lead(self, epoch: int = 0) -> None:
+        """The leader's duties: bot, engine writer, agents' desk, demo seed, jobs, prober."""
+        assert self.engine is not None and self.db is not None and self.reads is not None
+        s = self.settings
         if s.bot_enabled:
             from bot.runtime import BotRuntime  # PTB is loaded only when the bot is on
 
@@ -150,40 +214,90 @@ class Service:
                 clock=self.clock,
                 renderer=self.maps,
             )
-            router = await self.bot.load()  # alert chats + area subscriptions
-            sinks.append(self.bot.sink)  # wakes delivery after each commit
-        self.engine = Engine(
-            SqliteStore(self.db, lang=s.lang),
-            clock=self.clock,
-            thresholds=s.thresholds,
-            router=router,
-            sinks=sinks,
-        )
+            if epoch and hasattr(self.bot, "epoch"):
+                self.bot.epoch = epoch  # outbox rows are claimed under the lease's epoch
+            self.engine.router = await self.bot.load()  # alert chats + area subscriptions
+            self.engine.add_sink(self.bot.sink)  # wakes delivery after each commit
         await self.engine.start()
         await self._start_desk()
         if self.bot is not None:
             await self.bot.start(self.engine)  # connects in the background; never blocks start
         if self.demo and not len(EngineView(self.engine)):
             await seed_demo(self.engine, self.clock())
-        if not s.bot_enabled:
-            log.warning(
-                "TELEGRAM_BOT_TOKEN is not set: the Telegram bot is disabled; alerts are "
-                "only logged (logger ontwatch.alerts)"
-            )
-        self.loopwatch.start()
         self._start_jobs()
         self._start_prober()
-        await self._start_http()
-        # What start-up built (modules, the inventory, the state) lives as long as the process:
-        # out of the collector's passes, so that a 20,000-item push does not re-scan it often.
-        gc.freeze()
+
+    async def _stand_by(self, url: str) -> None:
+        """A standby's read side (the follower) and the role manager that may promote it."""
+        from monitor.follower import Follower
+        from storage.follow import FollowReads
+        from storage.leadership import Lease
+
+        assert self.engine is not None and self.db is not None
+        follow = FollowReads(self.db)
+        self.follower = Follower(self.engine, follow, follow, self._listener())
+        await self.follower.start()
+        s = self.settings
+        lease = await Lease(url, s.instance_name, s.lease_seconds).open()
+        self.role = RoleManager(lease, become_leader=self._take_over, on_lost=self._lose_lease)
         log.info(
-            "ontwatch serving %d ONTs on http://%s:%d (database %s)",
-            len(EngineView(self.engine)),
-            s.http_host,
-            self.port,
-            s.db,
+            "standby as %s: following the leader; takes over when the lease (%.1f s) runs out",
+            s.instance_name,
+            s.lease_seconds,
         )
+
+    def _listener(self) -> Any:
+        """The follower's listen(wake): NOTIFY ontwatch_commit on PgDatabase's own listener,
+        for as long as it runs (it reconnects by itself, and says so with an empty payload)."""
+        db = self.db
+        listen = getattr(db, "listen", None)
+        if listen is None:
+            return None
+
+        async def run(wake: Any) -> None:
+            ready = asyncio.Event()
+            task = listen("ontwatch_commit", lambda _payload: wake(), ready=ready)
+            try:
+                await ready.wait()
+                wake()
+                await task
+            finally:
+                task.cancel()
+
+        return run
+
+    async def _take_over(self, epoch: int) -> None:
+        """The lease is ours: stop following, fence every write, load the state, lead."""
+        assert self.db is not None and self.role is not None
+        if self.follower is not None:
+            await self.follower.promote()
+            self.follower = None
+        self.db.fence = self.role.lease.fence(self.role.fence_lost)  # type: ignore[attr-defined]
+        await self._lead(epoch)
+        log.info("leader (epoch %d): the engine, prober, jobs and delivery run here", epoch)
+
+    def _lose_lease(self, reason: str) -> None:
+        """Stop at once: every write is already refused by the fence; the process exits."""
+        self.exit_code = EXIT_LOST_LEASE
+        self.lease_lost.set()
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def leadership(self) -> Leadership:
+        """Who leads: the role manager's view, or this instance alone (SQLite)."""
+        if self.role is not None:
+            return self.role.leadership()
+        name = self.settings.instance_name
+        return Leadership(LEADER, name, name, self.started_at, None)
+
+    def _leader_elsewhere(self) -> str | None:
+        """None while this instance may write; else the leader's name ('' if none)."""
+        if self.role is None:
+            return None
+        who = self.role.leadership()
+        if who.role == LEADER and self.engine is not None and self.engine.writer_alive():
+            return None
+        return who.leader if who.leader and who.leader != who.instance else ""
 
     async def _start_desk(self) -> None:
         """The agents' desk, as engine.agents before the prober and HTTP start.
@@ -209,7 +323,7 @@ class Service:
         # APScheduler logs every job added ("Adding job tentatively") and every run at INFO.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         s, engine, db = self.settings, self.engine, self.db
-        backup_dir = s.backup_dir or s.db.parent / "backups"
+        backup_dir = s.backup_dir or self.data_dir() / "backups"
 
         async def backup_job() -> None:
             try:
@@ -239,7 +353,12 @@ class Service:
                 # Writes follow changes, not the clock: steady probes' last_seen is written
                 # coarsely (and at shutdown, by Engine.stop), not by every tick.
                 Job("last_seen", persist_seen_job, every=s.seen_persist_minutes * 60),
-                Job("backup", backup_job, every=s.backup_every_hours * 3600),
+                # PostgreSQL is backed up with pg_dump, the operator's tool (docs/operations.md)
+                *(
+                    [Job("backup", backup_job, every=s.backup_every_hours * 3600)]
+                    if isinstance(s.db, Path)
+                    else []
+                ),
                 Job("retention", retention_job, every=s.retention_every_hours * 3600),
                 Job("sessions", sessions_job, every=3600),
                 # liveness of the probe agents, config reloads, contact figures saved
@@ -277,13 +396,17 @@ class Service:
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """The /healthz checks."""
         assert self.db is not None and self.engine is not None
+        s = self.settings
         return await health.check(
             loop=self.loopwatch,
             db=self.db,
             writer_alive=self.engine.writer_alive,
             bot_enabled=self.bot is not None,
             now=self.clock(),
-            backup_dir=self.settings.backup_dir or self.settings.db.parent / "backups",
+            backup_dir=(s.backup_dir or self.data_dir() / "backups")
+            if isinstance(s.db, Path)
+            else None,
+            leadership=self.leadership() if self.role is not None else None,
         )
 
     async def metrics(self) -> tuple[bytes, str]:
@@ -293,7 +416,9 @@ class Service:
         by_state = await OutboxStore(self.db).counts()
         delivery = self.bot.delivery if self.bot is not None else None
         lag = self.loopwatch.lag_quantiles()
-        scrape = metrics.Scrape(pending, oldest, by_state, lag, now=self.clock())
+        scrape = metrics.Scrape(
+            pending, oldest, by_state, lag, now=self.clock(), leadership=self.leadership()
+        )
         view = EngineView(self.engine)
         collector = metrics.OntwatchCollector(
             view, self.engine, self.prober, delivery, scrape, self.events
@@ -342,6 +467,10 @@ class Service:
         await self.events.start()
         # access control and security headers (web/auth.py) are added here
         access.install(app, self.access_config())
+        if self.role is not None:  # a standby answers writes 503 naming the leader
+            from web import standby
+
+            standby.install(app, self._leader_elsewhere)
         # Idle sockets are closed after IDLE_TIMEOUT (also before their first request), and
         # connections beyond a cap below RLIMIT_NOFILE get a 503 (ontwatch/connections.py).
         self.runner = web.AppRunner(
@@ -363,7 +492,13 @@ class Service:
         )
 
     async def stop(self) -> None:
-        """Stop serving, let the engine finish queued writes, close the database."""
+        """Stop serving, let the engine finish queued writes, release the lease, close the
+        database."""
+        if self.role is not None and self.role.role != LEADER:
+            await self.role.halt()  # no takeover half-way through the shutdown
+        if self.follower is not None:
+            await self.follower.stop()
+            self.follower = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -394,14 +529,17 @@ class Service:
         if self.engine is not None:
             await self.engine.stop()
         await self.loopwatch.stop()
+        if self.role is not None:
+            await self.role.stop()  # after the last write: a standby takes over at once
+            self.role = None
         if self.db is not None:
             await self.db.close()
         log.info("ontwatch stopped")
 
-    async def run_until_signal(self) -> None:
-        """Start, wait for SIGINT or SIGTERM, stop cleanly."""
+    async def run_until_signal(self) -> int:
+        """Start, wait for SIGINT or SIGTERM (or a lost lease), stop; the exit status."""
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
@@ -413,9 +551,25 @@ class Service:
             raise
         try:
             await stop.wait()
-            log.info("signal received, shutting down")
+            if self.exit_code != EXIT_LOST_LEASE:
+                log.info("signal received, shutting down")
         finally:
-            await self.stop()
+            if self.exit_code == EXIT_LOST_LEASE:
+                await self._stop_bounded()
+            else:
+                await self.stop()
+        return self.exit_code
+
+    async def _stop_bounded(self) -> None:
+        """After a lost lease: stop within LOST_LEASE_STOP_SECONDS, or exit regardless (the
+        fence keeps every write out either way; a hung shutdown must not keep a standby from
+        being started in our place)."""
+        try:
+            await asyncio.wait_for(self.stop(), LOST_LEASE_STOP_SECONDS)
+        except Exception:
+            log.exception("shutdown after the lost lease failed; exiting %d", EXIT_LOST_LEASE)
+            logging.shutdown()
+            os._exit(EXIT_LOST_LEASE)
 
 
 def bot_config(s: Settings) -> BotConfig:
@@ -441,13 +595,17 @@ def bot_stores(db: Database) -> BotStores:
     return BotStores(OutboxStore(db), ChatPrefs(db), Subscriptions(db), BotMessages(db))
 
 
-async def open_database(path: Path) -> Database:
-    """The database, or a SettingsError naming ONTWATCH_DB (exit 78) when it cannot be opened."""
+async def open_database(target: Path | str) -> Database:
+    """The database, or a SettingsError naming ONTWATCH_DB (exit 78) when it cannot be opened
+    (a PostgreSQL URL is named with its password masked)."""
+    db = database_for(target)
+    errors = (OSError, sqlite3.Error, *getattr(db, "down_errors", ()))
     try:
-        return await Database(path).open()
-    except (OSError, sqlite3.Error) as exc:
+        return await db.open()  # type: ignore[return-value]
+    except errors as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise SettingsError(f"ONTWATCH_DB: cannot open {path}: {reason}") from None
+        where = getattr(db, "target", target)
+        raise SettingsError(f"ONTWATCH_DB: cannot open {where}: {reason}") from None
 
 
 def bind_error(host: str, port: int, exc: OSError) -> SettingsError:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from monitor.model import Thresholds
+from storage.dialect import is_postgres_url
 
 ChatIds = Annotated[tuple[int, ...], NoDecode]
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -44,7 +45,8 @@ class Settings(BaseSettings):
         extra="ignore", populate_by_name=True, case_sensitive=True, env_ignore_empty=True
     )
 
-    db: Path = Field(Path("./data/ontwatch.db"), validation_alias=_env("ONTWATCH_DB", "db"))
+    # A SQLite file (a Path), or a postgresql:// URL kept as written (a str; docs/postgresql.md).
+    db: Path | str = Field(Path("./data/ontwatch.db"), validation_alias=_env("ONTWATCH_DB", "db"))
     http_host: str = Field("127.0.0.1", validation_alias=_env("ONTWATCH_HTTP_HOST", "http_host"))
     http_port: int = Field(
         5000, ge=1, le=65535, validation_alias=_env("ONTWATCH_HTTP_PORT", "http_port")
@@ -182,6 +184,19 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         10, ge=0.5, le=3600, validation_alias=_env("ONTWATCH_LEASE_SECONDS", "lease_seconds")
     )
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_target(cls, value: Any) -> Any:
+        """A postgresql:// URL stays a string (a Path would fold its '//'); the rest is a Path."""
+        if isinstance(value, str):
+            return value.strip() if is_postgres_url(value) else Path(value)
+        return value
+
+    @property
+    def postgres_url(self) -> str | None:
+        """ONTWATCH_DB when it names PostgreSQL (never log it: it may hold a password)."""
+        return self.db if isinstance(self.db, str) else None
 
     @field_validator("public_names", mode="before")
     @classmethod

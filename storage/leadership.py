@@ -97,9 +97,12 @@ class Fence:
         self.sql = FENCE_SQL
         self.params: tuple[str, int] = (instance, epoch)
 
-    def __call__(self, conn: psycopg.Connection[Any]) -> None:
-        """The fence on a synchronous connection, inside its open transaction."""
-        self.check(conn.execute(self.sql, self.params).fetchall())
+    def __call__(self, conn: Any) -> None:
+        """The fence on a synchronous connection, inside its open transaction: a psycopg
+        Connection, or PgDatabase's writer wrapper (its `raw` psycopg connection: the
+        wrapper's execute takes `?` parameters)."""
+        raw: psycopg.Connection[Any] = getattr(conn, "raw", conn)
+        self.check(raw.execute(self.sql, self.params).fetchall())
 
     async def run_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """The fence on an asynchronous connection, inside its open transaction."""
@@ -116,6 +119,9 @@ class Fence:
 
 class Lease:
     """Acquire, renew and release the one leadership row for `instance`."""
+
+    # What a lease call raises when the database cannot answer (the role manager retries).
+    errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError, TimeoutError)
 
     def __init__(self, url: str, instance: str, ttl: float) -> None:
         self.url, self.instance, self.ttl = url, instance, float(ttl)

@@ -145,3 +145,26 @@ async def test_the_table_is_created_once_by_instances_starting_together(pg_url: 
 def test_mask_url_hides_the_password() -> None:
     assert mask_url("postgresql://ont:s3cr:t@db:5432/x") == "postgresql://ont:***@db:5432/x"
     assert mask_url("postgresql://ont@db/x") == "postgresql://ont@db/x"
+
+
+async def test_pg_database_writes_only_while_its_fence_passes(leases: Any, pg_url: str) -> None:
+    """PgDatabase.fence runs at BEGIN on the writer: once the lease moved, nothing is written."""
+    from storage.pg import PgDatabase
+    from storage.probe import write_probe
+
+    a, b = await leases("a"), await leases("b")
+    await a.acquire()
+    lost: list[str] = []
+    db = await PgDatabase(pg_url).open()
+    try:
+        db.fence = a.fence(lambda: lost.append("a"))
+        await write_probe(db, "first")
+        await asyncio.sleep(TTL + 0.2)
+        await b.acquire()
+        with pytest.raises(NotLeader):
+            await write_probe(db, "second")
+        assert lost == ["a"]
+        rows = await db.fetchall("SELECT value FROM meta WHERE key = 'healthz'")
+        assert [tuple(r) for r in rows] == [("first",)]
+    finally:
+        await db.close()
