@@ -25,7 +25,7 @@ from ontwatch.service import utcnow
 from ontwatch.settings import Settings
 from ontwatch.table import render, span
 from storage.agents import AgentError, AgentRow, Agents
-from storage.database import Database
+from storage.database import open_database
 from storage.queries import Queries
 
 HEADERS = ["NAME", "ONTS", "LAST CONTACT", "SWEEP", "QUEUE", "STATE", "AREAS/PREFIXES"]
@@ -137,7 +137,7 @@ def run(settings: Settings, args: argparse.Namespace, api: Api) -> int:
 
 def _with_agents(settings: Settings, action: Callable[[Agents], Awaitable[int]]) -> int:
     async def go() -> int:
-        db = await Database(settings.db).open()
+        db = await open_database(settings.db).open()
         try:
             return await action(Agents(db))
         finally:
@@ -245,11 +245,11 @@ def _records(settings: Settings, api: Api) -> tuple[list[dict[str, Any]], str]:
         if isinstance(live, list):
             return live, f"through the running service at {api.base}"
     records = asyncio.run(_stored_records(settings))
-    return records, f"from the database {settings.db}: the service is not running"
+    return records, f"from the database {settings.db_name}: the service is not running"
 
 
 async def _stored_records(settings: Settings) -> list[dict[str, Any]]:
-    db = await Database(settings.db).open()
+    db = await open_database(settings.db).open()
     try:
         rows = await Agents(db).all()
         counts = await _ont_counts(Queries(db), [r.config for r in rows]) if rows else {}

@@ -38,7 +38,7 @@ from ontwatch.table import ONT_HEADERS, area_lines, longest_down_first, ont_rows
 from ontwatch.users_cli import add_parser as add_user_parser
 from ontwatch.users_cli import run as run_user
 from storage import backup as backups
-from storage.database import Database
+from storage.database import open_database
 from storage.queries import Queries
 from storage.store import SqliteStore
 
@@ -128,7 +128,7 @@ class CliError(Exception):
 @asynccontextmanager
 async def offline_engine(settings: Settings) -> AsyncIterator[tuple[Engine, Queries]]:
     """The engine on the database file directly, for when the service is not running."""
-    db = await Database(settings.db).open()
+    db = await open_database(settings.db).open()
     store = SqliteStore(db, lang=settings.lang)  # notifications' stored message: service language
     engine = Engine(store, clock=utcnow, thresholds=settings.thresholds)
     await engine.start()
@@ -183,7 +183,7 @@ def cmd_simulate(settings: Settings, ont_id: str, delay: float) -> int:
             view = EngineView(engine)
             if ont_id not in view:
                 raise CliError(unknown_ont(ont_id, [o.record() for _, o in view.onts().items()]))
-            print(f"service not running: writing to {settings.db} directly", flush=True)
+            print(f"service not running: writing to {settings.db_name} directly", flush=True)
             for n, (status, rto) in enumerate(SIMULATE_STEPS, start=1):
                 obs = Observation.push(ont_id, status, rto, utcnow(), source=Source.SIMULATE)
                 decision = await engine.ingest(obs)
@@ -242,7 +242,7 @@ def cmd_import(settings: Settings, path: Path, dry_run: bool, sheet: str | None)
             async with offline_engine(settings) as (engine, _):
                 return await apply_import(engine, plan, settings.tz, utcnow(), dry_run=dry_run)
 
-        print(f"service not running: directly in the database {settings.db}", flush=True)
+        print(f"service not running: directly in the database {settings.db_name}", flush=True)
         report = asyncio.run(offline())
     for line in report_lines(report, str(path)):
         print(line)
@@ -253,9 +253,9 @@ def cmd_import(settings: Settings, path: Path, dry_run: bool, sheet: str | None)
 
 async def _read_db(settings: Settings) -> list[tuple[Ont, OntState]]:
     """Every ONT from the database file (a read-only use: safe beside a running service)."""
-    if not settings.db.exists():
+    if isinstance(settings.db, Path) and not settings.db.exists():
         raise CliError(f"database {settings.db} does not exist (ONTWATCH_DB)")
-    db = await Database(settings.db).open()
+    db = await open_database(settings.db).open()
     try:
         return await Queries(db).onts()
     finally:
@@ -276,7 +276,7 @@ def fetch_onts(
         for o, s in pairs
         if (status is None or s.status is status) and (area is None or o.area == area)
     ]
-    return picked, f"from the database {settings.db}: the service is not running"
+    return picked, f"from the database {settings.db_name}: the service is not running"
 
 
 def cmd_list(settings: Settings, offline: bool, area: str | None) -> int:
@@ -324,14 +324,14 @@ def cmd_areas_rename(settings: Settings, old: str, new: str) -> int:
                 return await engine.rename_area(old, new)
 
         count = asyncio.run(offline())
-        where = f"directly in the database {settings.db}"
+        where = f"directly in the database {settings.db_name}"
     print(f"area {old!r} renamed to {new!r}: {count} ONTs moved ({where})")
     return 0
 
 
 def cmd_export(settings: Settings, path: Path) -> int:
     """Write the inventory and state as onts.json (or CSV by extension), atomically."""
-    if path.resolve() == settings.db.resolve():
+    if isinstance(settings.db, Path) and path.resolve() == settings.db.resolve():
         raise CliError(f"{path} is the database itself (ONTWATCH_DB): choose another file")
     records = [export_record(o, s, settings.tz) for o, s in asyncio.run(_read_db(settings))]
     fmt = "csv" if path.suffix.lower() == ".csv" else "json"
@@ -345,7 +345,9 @@ def cmd_export(settings: Settings, path: Path) -> int:
 
 
 def cmd_backup(settings: Settings, keep: int | None) -> int:
-    """An online backup of the database, rotated."""
+    """An online backup of the database, rotated (PostgreSQL: the operator's pg_dump)."""
+    if settings.postgres_url is not None:
+        raise CliError(backups.use_pg_dump(settings.postgres_url))
     target_dir = settings.backup_dir or settings.db.parent / "backups"
     try:
         target = backups.backup(settings.db, target_dir, keep or settings.backup_keep)
@@ -359,6 +361,8 @@ def cmd_restore(settings: Settings, backup_file: Path) -> int:
     """Replace the database with a backup that passes its integrity check; service stopped."""
     if ApiClient(settings).running():
         raise CliError("the service is running: stop it first (systemctl stop ontwatch)")
+    if settings.postgres_url is not None:
+        raise CliError(backups.use_pg_dump(settings.postgres_url, restore=True))
     if not backup_file.is_file():
         raise CliError(f"{backup_file}: no such backup file")
     try:
@@ -374,13 +378,13 @@ def cmd_restore(settings: Settings, backup_file: Path) -> int:
 def demo_settings(settings: Settings) -> Settings:
     """The demo runs on its own fresh database (never ONTWATCH_DB), without probing by default."""
     try:
-        db = fresh_demo_database(settings.db)
+        db = fresh_demo_database(settings.data_dir / "ontwatch.db")
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     update: dict[str, Any] = {"db": db}
     if settings.probe is None:
         update["probe"] = False
-    print(f"demo: a fresh demo database {db} (ONTWATCH_DB {settings.db} is not touched)")
+    print(f"demo: a fresh demo database {db} (ONTWATCH_DB {settings.db_name} is not touched)")
     return settings.model_copy(update=update)
 
 
@@ -389,8 +393,8 @@ def cmd_run(settings: Settings, demo: bool) -> int:
     tokens = (settings.telegram_bot_token, settings.api_token, settings.read_token)
     secrets = [t.get_secret_value() for t in tokens if t]
     setup_logging(settings.log_level, json_lines=settings.log_json, secrets=secrets)
-    # 0, or 75 (EX_TEMPFAIL) when the lease was lost: the supervisor restarts it as a standby
-    return asyncio.run(Service(settings, demo=demo).run_until_signal())
+    asyncio.run(Service(settings, demo=demo).run_until_signal())
+    return 0
 
 
 def cmd_agent() -> int:

@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from monitor.model import Thresholds
-from storage.dialect import is_postgres_url
+from storage.dialect import is_postgres_url, mask_url
 
 ChatIds = Annotated[tuple[int, ...], NoDecode]
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -47,6 +47,10 @@ class Settings(BaseSettings):
 
     # A SQLite file (a Path), or a postgresql:// URL kept as written (a str; docs/postgresql.md).
     db: Path | str = Field(Path("./data/ontwatch.db"), validation_alias=_env("ONTWATCH_DB", "db"))
+    # Local files when ONTWATCH_DB is a URL (with SQLite they stay beside the file): data_dir.
+    state_dir: Path = Field(
+        Path("./ontwatch-state"), validation_alias=_env("ONTWATCH_STATE_DIR", "state_dir")
+    )
     http_host: str = Field("127.0.0.1", validation_alias=_env("ONTWATCH_HTTP_HOST", "http_host"))
     http_port: int = Field(
         5000, ge=1, le=65535, validation_alias=_env("ONTWATCH_HTTP_PORT", "http_port")
@@ -197,6 +201,17 @@ class Settings(BaseSettings):
     def postgres_url(self) -> str | None:
         """ONTWATCH_DB when it names PostgreSQL (never log it: it may hold a password)."""
         return self.db if isinstance(self.db, str) else None
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the local files (tile cache, backups, demo): beside the SQLite file
+        as always, or ONTWATCH_STATE_DIR when the database is a PostgreSQL URL."""
+        return self.db.parent if isinstance(self.db, Path) else self.state_dir
+
+    @property
+    def db_name(self) -> str:
+        """ONTWATCH_DB fit for messages and logs: the path, or the URL with its password masked."""
+        return str(self.db) if isinstance(self.db, Path) else mask_url(self.db)
 
     @field_validator("public_names", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ontwatch.service import utcnow
 from ontwatch.settings import Settings
-from storage.database import Database
+from storage.database import open_database
 from storage.users import ROLES, UserError, Users
 
 EXAMPLES = """examples:
@@ -79,7 +79,7 @@ def _password(from_stdin: bool, stdin: TextIO) -> str:
 
 def _with_users(settings: Settings, action: Callable[[Users], Awaitable[int]]) -> int:
     async def go() -> int:
-        db = await Database(settings.db).open()
+        db = await open_database(settings.db).open()
         try:
             return await action(Users(db))
         finally:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from storage.dialect import mask_url
+
 PREFIX = "ontwatch-"
 SUFFIX = ".db"
 FAILED_DIR = "failed"
@@ -38,6 +40,26 @@ class Failure:
     path: Path
     at: datetime
     problems: str
+
+
+def use_pg_dump(url: str, *, restore: bool = False) -> str:
+    """What `ontwatch backup` (or restore) says on PostgreSQL: the operator's tools do it.
+
+    The database is named with its password masked; pg_dump takes the URL as --dbname.
+    """
+    name = mask_url(url)
+    if restore:
+        return (
+            f"the database is PostgreSQL ({name}): restore a pg_dump archive with pg_restore, "
+            f"e.g. pg_restore --clean --if-exists --dbname '{name}' ontwatch.dump "
+            "(service stopped; ontwatch restore handles SQLite files only)"
+        )
+    return (
+        f"the database is PostgreSQL ({name}): back it up with pg_dump, e.g. "
+        f"pg_dump --format=custom --file ontwatch.dump --dbname '{name}' "
+        "(with the real password, or PGPASSWORD / ~/.pgpass); ontwatch backup copies SQLite "
+        "files only"
+    )
 
 
 def integrity_problems(path: Path) -> list[str]:

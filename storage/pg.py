@@ -217,8 +217,10 @@ class PgDatabase:
         async with self.write_lock:
             conn = await self._on_writer(self._writer_conn)
             tx = TxConnection(self, conn)
-            await self._on_writer(conn.execute, "BEGIN IMMEDIATE")
             try:
+                # Inside the try: cancelled while the BEGIN runs on the writer thread, the
+                # ROLLBACK queued behind it still ends that transaction.
+                await self._on_writer(conn.execute, "BEGIN IMMEDIATE")
                 yield tx
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
@@ -238,6 +240,8 @@ class PgDatabase:
     def _connect_writer(self) -> SyncConnection:
         raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         try:
+            # The push promise: a commit returns once durable, whatever the server's default.
+            raw.execute("SET synchronous_commit TO on")
             migrate_pg(raw)
         except BaseException:
             raw.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 from storage.codec import parse_ts, ts
 from storage.database import Database
-from storage.dialect import nocase_eq, nocase_order
+from storage.dialect import is_postgres_url, nocase_eq, nocase_order
 
 ROLES = ("viewer", "operator", "admin")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -292,11 +292,14 @@ def _user(row: Sequence[Any]) -> User:
     return User(int(row[0]), str(row[1]), str(row[2]), bool(row[3]), created)
 
 
-def count_admins(path: Path) -> int:
+def count_admins(path: Path | str) -> int:
     """Enabled admin users in a database file, read-only (0 when the file or table is absent).
 
-    Synchronous, for the start-up check that runs before anything is opened.
+    Synchronous, for the start-up check that runs before anything is opened. A
+    postgresql:// URL is asked over a short connection (0 when unreachable or empty).
     """
+    if isinstance(path, str):
+        return _count_admins_pg(path) if is_postgres_url(path) else count_admins(Path(path))
     if not path.is_file():
         return 0
     try:
@@ -312,3 +315,16 @@ def count_admins(path: Path) -> int:
         return 0
     finally:
         conn.close()
+
+
+def _count_admins_pg(url: str) -> int:
+    import psycopg  # only when PostgreSQL is configured
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0"
+            ).fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
