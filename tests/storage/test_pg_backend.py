@@ -298,3 +298,28 @@ async def test_a_listener_reconnects_and_says_so(pg: PgDatabase, pg_url: str) ->
     async with pg.transaction() as conn:
         await conn.execute("SELECT pg_notify('ontwatch_test', 'after')")
     assert await asyncio.wait_for(got.get(), 10) == "after"
+
+
+def test_cli_backup_and_restore_on_postgresql_point_to_pg_dump(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ontwatch.cli import main
+
+    url = pg_url.replace("ontwatch@", "ontwatch:hunter2secret@")  # trust auth ignores it
+    monkeypatch.chdir(tmp_path)
+    for name in ("ONTWATCH_CONFIG", "ONTWATCH_API_TOKEN", "ONTWATCH_BACKUP_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ONTWATCH_DB", url)
+    monkeypatch.setenv("ONTWATCH_HTTP_PORT", "9")  # nothing listens: the CLI reads directly
+    assert main(["backup"]) == 1
+    err = capsys.readouterr().err
+    assert "pg_dump" in err and "ontwatch:***@127.0.0.1" in err and "hunter2" not in err
+    (tmp_path / "x.db").write_bytes(b"")
+    assert main(["restore", "x.db"]) == 1
+    err = capsys.readouterr().err
+    assert "pg_restore" in err and "hunter2" not in err
+    # The offline list reads PostgreSQL (no SQLite file appears) and names it masked.
+    assert main(["list", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]
