@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from monitor.ports import StoreDown
 from storage.dialect import POSTGRESQL, mask_url, to_pyformat
 from storage.schema import migrate_pg
 
@@ -222,16 +223,22 @@ class PgDatabase:
                 # ROLLBACK queued behind it still ends that transaction.
                 await self._on_writer(conn.execute, "BEGIN IMMEDIATE")
                 yield tx
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(psycopg.Error):
                     await self._on_writer(conn.execute, "ROLLBACK")
+                if isinstance(exc, psycopg.ProgrammingError):
+                    _raise_if_schema_broken(exc)
                 raise
             await self._on_writer(conn.execute, "COMMIT")
 
     async def run_in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(connection, *args) on the writer's thread, under the write lock."""
         async with self.write_lock:
-            return await self._on_writer(_with_writer, self, fn, args)
+            try:
+                return await self._on_writer(_with_writer, self, fn, args)
+            except psycopg.ProgrammingError as exc:
+                _raise_if_schema_broken(exc)
+                raise
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._thread is not None, "database is not open"
@@ -347,6 +354,17 @@ async def _call(callback: Callable[[str], Any], payload: str) -> None:
             await result
     except Exception:
         log.exception("a NOTIFY callback failed")
+
+
+# Refusals that say the schema or the grants are wrong, not a job's values: no write could pass.
+_SCHEMA_BROKEN = frozenset({"42501", "42P01", "42703"})  # no privilege, no table, no column
+
+
+def _raise_if_schema_broken(exc: psycopg.ProgrammingError) -> None:
+    """StoreDown for a broken schema or missing grants; any other ProgrammingError (a value
+    psycopg cannot adapt, a type mismatch) is left to raise as it is: one job's fault."""
+    if exc.sqlstate in _SCHEMA_BROKEN:
+        raise StoreDown(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _with_writer(db: PgDatabase, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

@@ -323,3 +323,16 @@ def test_cli_backup_and_restore_on_postgresql_point_to_pg_dump(
     out = capsys.readouterr().out
     assert "hunter2" not in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]
+
+
+async def test_a_missing_table_is_the_store_down_not_a_jobs_fault(
+    pg_engine: Engine, pg: PgDatabase, pg_url: str
+) -> None:
+    await pg_engine.upsert(sample_onts(1))
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE history RENAME TO history_elsewhere")
+    with pytest.raises(StoreUnavailable, match="UndefinedTable"):
+        await pg_engine.ingest(Observation.push("1", Status.OFF, 1, pg_engine.clock()))
+    with pytest.raises(StoreDown, match="UndefinedTable"):
+        async with pg.transaction() as conn:
+            await conn.execute("DELETE FROM history")
