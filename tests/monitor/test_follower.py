@@ -1,0 +1,321 @@
+"""The follower: a writer-less standby engine kept equal to a real leader's, on one SQLite file.
+
+The leader is a real Engine writing a real database; the standby opens the same file with its
+own connections (as a second process would) and follows it. The follow logic does not depend
+on the backend; the PostgreSQL listen path is tested in test_follower_pg.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.engine import Engine
+from monitor.feed import Commit, FeedItem
+from monitor.follower import Follower
+from monitor.model import Observation, Ont, Status
+from monitor.ports import StaticRouter
+from monitor.view import EngineView
+from storage.database import Database
+from storage.follow import FollowReads
+from storage.store import SqliteStore
+from tests.conftest import ManualClock, sample_onts
+
+
+@dataclass
+class Pair:
+    """A leader engine and a standby following it, with what each one's feed published."""
+
+    leader: Engine
+    standby: Engine
+    follower: Follower
+    led: list[Commit] = field(default_factory=list)
+    followed: list[Commit] = field(default_factory=list)
+
+
+def _collect(into: list[Commit]) -> Callable[[FeedItem], None]:
+    def take(item: FeedItem) -> None:
+        if isinstance(item, Commit):
+            into.append(item)
+
+    return take
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Pair]:
+    path = tmp_path / "shared.db"
+    leader_db = await Database(path).open()
+    leader = Engine(SqliteStore(leader_db), clock=clock, router=StaticRouter([-100]))
+    await leader.start()
+    standby_db = await Database(path).open()
+    standby = Engine(SqliteStore(standby_db), clock=clock)
+    reads = FollowReads(standby_db)
+    follower = Follower(standby, reads, reads, poll_every=0.05, min_interval=0.05)
+    p = Pair(leader, standby, follower)
+    leader.feed.subscribe(_collect(p.led))
+    standby.feed.subscribe(_collect(p.followed))
+    yield p
+    await follower.stop()
+    await leader.stop()
+    await standby_db.close()
+    await leader_db.close()
+
+
+def assert_same_view(leader: Engine, standby: Engine) -> None:
+    """Everything the read side sees, and the engine's indexes, are equal."""
+    a, b = EngineView(leader), EngineView(standby)
+    assert b.items() == a.items()
+    assert b.mutes() == a.mutes()
+    assert b.outages() == a.outages()
+    assert b.counts() == a.counts()
+    # the leader's writer may leave an emptied area behind in an index: the same as none
+    assert _nonempty(standby.area_index) == _nonempty(leader.area_index)
+    assert _nonempty(standby.down_index) == _nonempty(leader.down_index)
+
+
+def _nonempty(index: dict[str, Any]) -> dict[str, Any]:
+    return {area: members for area, members in index.items() if members}
+
+
+async def test_start_loads_the_stored_state_without_a_writer(
+    pair: Pair, clock: ManualClock
+) -> None:
+    await pair.leader.upsert(sample_onts(4))
+    await pair.leader.ingest(Observation.push("2", Status.OFF, 3, clock()))
+    await pair.leader.mute("ont:3", clock() + timedelta(hours=1), "budi")
+    await pair.follower.start()
+    assert_same_view(pair.leader, pair.standby)
+    assert not pair.standby.writer_alive()
+    assert pair.follower.last_notice == max(n.id for c in pair.led for n in c.notices)
+    with pytest.raises(RuntimeError, match="not started"):
+        await pair.standby.ingest(Observation.push("1", Status.OFF, 0, clock()))
+
+
+async def test_each_kind_of_change_is_followed_and_published(
+    pair: Pair, clock: ManualClock
+) -> None:
+    await pair.follower.start()
+    # an ONT added
+    await pair.leader.upsert(sample_onts(3))
+    commit = await pair.follower.reload()
+    assert commit is not None and [o.id for o, _ in commit.changed] == ["1", "2", "3"]
+    assert_same_view(pair.leader, pair.standby)
+    # a state changed, with a notification: the very notices the leader published
+    clock.advance(seconds=5)
+    await pair.leader.ingest(Observation.push("2", Status.OFF, 1, clock()))
+    commit = await pair.follower.reload()
+    assert commit is not None
+    assert [(o.id, s.status) for o, s in commit.changed] == [("2", Status.OFF)]
+    assert commit.notices == pair.led[-1].notices and commit.notices
+    assert_same_view(pair.leader, pair.standby)
+    # a mute (nothing else changes)
+    await pair.leader.mute("area:Baciro", clock() + timedelta(hours=1), "budi")
+    commit = await pair.follower.reload()
+    assert commit is not None and not commit.changed and not commit.notices
+    assert pair.standby.is_muted(pair.standby.onts["1"], clock())
+    assert_same_view(pair.leader, pair.standby)
+    # a deletion
+    await pair.leader.delete("3")
+    commit = await pair.follower.reload()
+    assert commit is not None and commit.deleted == ("3",) and not commit.changed
+    assert_same_view(pair.leader, pair.standby)
+    # nothing new: nothing published
+    published = len(pair.followed)
+    assert await pair.follower.reload() is None
+    assert len(pair.followed) == published
+
+
+async def test_a_mass_outage_opens_and_ends_on_the_standby(pair: Pair, clock: ManualClock) -> None:
+    await pair.leader.upsert(sample_onts(10, area="Gowok"))
+    await pair.follower.start()
+    clock.advance(seconds=1)
+    await pair.leader.ingest_many(
+        [Observation.push(str(i), Status.OFF, 0, clock()) for i in range(1, 7)]
+    )
+    assert pair.leader.outages, "the leader should have opened a mass outage"
+    commit = await pair.follower.reload()
+    assert commit is not None and commit.areas == ("Gowok",)
+    assert [n.id for n in commit.notices] == [n.id for n in pair.led[-1].notices]
+    assert_same_view(pair.leader, pair.standby)
+    clock.advance(seconds=30)
+    await pair.leader.ingest_many(
+        [Observation.push(str(i), Status.ON, 0, clock()) for i in range(1, 7)]
+    )
+    assert not pair.leader.outages
+    commit = await pair.follower.reload()
+    assert commit is not None and commit.areas == ("Gowok",)
+    assert_same_view(pair.leader, pair.standby)
+
+
+async def test_notifications_come_in_pages_in_order_without_repeats(
+    pair: Pair, clock: ManualClock
+) -> None:
+    await pair.leader.upsert(sample_onts(5))
+    await pair.follower.start()
+    pair.follower.notice_page = 2
+    for i in range(1, 6):
+        clock.advance(seconds=1)
+        await pair.leader.ingest(Observation.push(str(i), Status.OFF, 1, clock()))
+    stored = [n.id for c in pair.led for n in c.notices]
+    seen: list[int] = []
+    for _ in range(10):  # bounded: 5 notifications in pages of 2
+        commit = await pair.follower.reload()
+        if commit is None:
+            break
+        seen += [n.id for n in commit.notices]
+    assert seen == stored and len(stored) >= 5
+
+
+async def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait until check() holds, at most `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_polling_follows_commits_and_reloads_are_debounced(
+    pair: Pair, clock: ManualClock
+) -> None:
+    await pair.leader.upsert(sample_onts(20))
+    pair.follower.min_interval = 0.2
+    await pair.follower.start()
+    before = pair.follower.reloads
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i in range(40):  # 40 commits, each announced, within about a second
+        clock.advance(seconds=1)
+        status = Status.OFF if i % 2 == 0 else Status.ON
+        await pair.leader.ingest(Observation.push(str(i % 20 + 1), status, 0, clock()))
+        pair.follower.wake()
+        await asyncio.sleep(0.025)
+    await wait_for(lambda: EngineView(pair.standby).items() == EngineView(pair.leader).items())
+    elapsed = loop.time() - started
+    reloads = pair.follower.reloads - before
+    assert 1 <= reloads <= elapsed / 0.2 + 2, (reloads, elapsed)
+    assert_same_view(pair.leader, pair.standby)
+    stored = [n.id for c in pair.led for n in c.notices]
+    assert [n.id for c in pair.followed for n in c.notices] == stored
+
+
+async def test_a_failing_read_keeps_the_state_and_recovers(pair: Pair, clock: ManualClock) -> None:
+    await pair.leader.upsert(sample_onts(2))
+    await pair.follower.start()
+    real_load = pair.follower.store.load
+    failures = 0
+
+    async def broken() -> object:
+        nonlocal failures
+        failures += 1
+        raise OSError("disk gone")
+
+    pair.follower.store.load = broken  # type: ignore[method-assign]
+    await pair.leader.ingest(Observation.push("1", Status.OFF, 1, clock()))
+    await wait_for(lambda: failures >= 2)
+    assert pair.follower.failing is not None and "disk gone" in pair.follower.failing
+    assert pair.standby.states["1"].status is Status.UNKNOWN  # held as it was
+    pair.follower.store.load = real_load  # type: ignore[method-assign]
+    await wait_for(lambda: pair.standby.states["1"].status is Status.OFF)
+    assert pair.follower.failing is None and pair.follower.running()
+
+
+class Listener:
+    """The listen port, driven by the test: up until cut, then refused until allowed again."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.allowed = True
+        self.wakes: list[Callable[[], None]] = []
+        self._cut = asyncio.Event()
+
+    async def __call__(self, wake: Callable[[], None]) -> None:
+        self.attempts += 1
+        if not self.allowed:
+            raise ConnectionError("connection refused")
+        self._cut.clear()
+        self.wakes.append(wake)
+        wake()  # LISTEN is in effect
+        await self._cut.wait()
+
+    def announce(self) -> None:
+        self.wakes[-1]()
+
+    def cut(self) -> None:
+        self.allowed = False
+        self._cut.set()
+
+
+async def test_listen_dropping_falls_back_to_polling_then_listens_again(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "shared.db"
+    leader_db = await Database(path).open()
+    leader = Engine(SqliteStore(leader_db), clock=clock)
+    await leader.start()
+    await leader.upsert(sample_onts(3))
+    standby_db = await Database(path).open()
+    standby = Engine(SqliteStore(standby_db), clock=clock)
+    reads = FollowReads(standby_db)
+    listener = Listener()
+    follower = Follower(
+        standby,
+        reads,
+        reads,
+        listener,
+        poll_every=0.05,
+        safety_every=60,
+        retry_every=0.3,
+        min_interval=0.02,
+    )
+    try:
+        await follower.start()
+        await wait_for(lambda: follower.listening)
+        # Listening: a commit is seen when announced, not by polling.
+        await leader.ingest(Observation.push("1", Status.OFF, 0, clock()))
+        await asyncio.sleep(0.3)
+        assert standby.states["1"].status is Status.UNKNOWN
+        listener.announce()
+        await wait_for(lambda: standby.states["1"].status is Status.OFF)
+        # The connection drops and cannot be made again: polling follows the leader.
+        listener.cut()
+        await wait_for(lambda: not follower.listening)
+        await leader.ingest(Observation.push("2", Status.OFF, 0, clock()))
+        await wait_for(lambda: standby.states["2"].status is Status.OFF)
+        await wait_for(lambda: listener.attempts >= 3)  # retried, refused
+        assert not follower.listening
+        # It comes back: listening again.
+        listener.allowed = True
+        await wait_for(lambda: follower.listening)
+        await leader.ingest(Observation.push("3", Status.OFF, 0, clock()))
+        listener.announce()
+        await wait_for(lambda: standby.states["3"].status is Status.OFF)
+        assert_same_view(leader, standby)
+    finally:
+        await follower.stop()
+        await leader.stop()
+        await standby_db.close()
+        await leader_db.close()
+
+
+async def test_promote_publishes_the_last_state_and_stops_following(
+    pair: Pair, clock: ManualClock
+) -> None:
+    await pair.leader.upsert(sample_onts(2))
+    await pair.follower.start()
+    await pair.leader.ingest(Observation.push("1", Status.OFF, 0, clock()))
+    await pair.follower.promote()
+    assert not pair.follower.running()
+    assert pair.followed and pair.followed[-1].changed[0][0].id == "1"
+    assert_same_view(pair.leader, pair.standby)
+    await pair.leader.stop()
+    await pair.standby.start()  # the new leader's writer
+    await pair.standby.upsert([Ont(id="9", area="Baciro")])
+    assert pair.standby.writer_alive() and "9" in pair.standby.onts
+    await pair.standby.stop()
