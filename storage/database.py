@@ -135,6 +135,19 @@ class Database:
         conn = self.reader
         return await conn._execute(_fetchall, conn._conn, sql, params)
 
+    async def fetch_many(self, queries: Sequence[str]) -> list[list[Any]]:
+        """Several reads (no parameters) that see one state: no commit lands between them."""
+        conn = self.reader
+        return await conn._execute(_fetch_many, conn._conn, queries)
+
+
+def _fetch_many(conn: sqlite3.Connection, queries: Sequence[str]) -> list[list[Any]]:
+    conn.execute("BEGIN")  # deferred: one WAL snapshot for every query
+    try:
+        return [conn.execute(sql).fetchall() for sql in queries]
+    finally:
+        conn.execute("COMMIT")
+
 
 def open_database(target: str | Path) -> Database | PgDatabase:
     """The backend ONTWATCH_DB names (not opened yet): a postgresql:// or postgres:// URL is

@@ -85,3 +85,10 @@ def nocase_order(column: str, kind: str) -> str:
     if kind == POSTGRESQL:
         return f"lower({column})"
     return column
+
+
+def begin_snapshot(kind: str) -> str:
+    """BEGIN for a group of reads that must see one state (no commit in between)."""
+    if kind == POSTGRESQL:
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    return "BEGIN"  # SQLite: a deferred transaction reads one WAL snapshot

@@ -173,6 +173,8 @@ class PgDatabase:
         self._thread: ThreadPoolExecutor | None = None
         self._reader: psycopg.AsyncConnection[Any] | None = None
         self._read_lock = asyncio.Lock()
+        self._snapshot: psycopg.AsyncConnection[Any] | None = None
+        self._snapshot_lock = asyncio.Lock()
         self._listeners: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -198,10 +200,11 @@ class PgDatabase:
         for task in list(self._listeners):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._reader is not None:
-            with contextlib.suppress(psycopg.Error):
-                await self._reader.close()
-            self._reader = None
+        for conn in (self._reader, self._snapshot):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+        self._reader = self._snapshot = None
         if self._writer is not None:
             with contextlib.suppress(psycopg.Error, RuntimeError):
                 await self._on_writer(self._writer.raw.close)
@@ -285,6 +288,22 @@ class PgDatabase:
                     raise
                 log.warning("read connection to %s lost; connecting again", self.target)
         raise AssertionError("unreachable")
+
+    async def fetch_many(self, queries: Sequence[str]) -> list[list[Any]]:
+        """Several reads (no parameters) that see one state: one REPEATABLE READ, READ ONLY
+        transaction on a connection of its own (the reader stays in autocommit)."""
+        async with self._snapshot_lock:
+            if self._snapshot is None or self._snapshot.closed or self._snapshot.broken:
+                self._snapshot = await self._connect_async()
+                await self._snapshot.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+                await self._snapshot.set_read_only(True)
+            conn = self._snapshot
+            out: list[list[Any]] = []
+            async with conn.transaction():
+                for sql in queries:
+                    cur = await conn.execute(sql)
+                    out.append(await cur.fetchall() if cur.description is not None else [])
+            return out
 
     async def _reader_conn(self) -> psycopg.AsyncConnection[Any]:
         async with self._read_lock:

@@ -22,7 +22,7 @@ from storage.codec import (
     ts,
 )
 from storage.database import Database
-from storage.dialect import POSTGRESQL
+from storage.dialect import POSTGRESQL, begin_snapshot
 
 ONT_COLUMNS = "id, name, customer_id, location, lat, lon, ip, area"
 _STATE_UPDATE = ", ".join(
@@ -39,7 +39,8 @@ class SqliteStore:
 
     async def load(self) -> Snapshot:
         """Inventory, states, mutes and open mass outages as stored (read on the writer)."""
-        onts, states, mutes, outages = await self.db.run_in_writer(_load_rows)
+        begin = begin_snapshot(self.db.kind)
+        onts, states, mutes, outages = await self.db.run_in_writer(_load_rows, begin)
         return Snapshot(
             [ont_from_row(r) for r in onts],
             [state_from_row(r) for r in states],
@@ -197,15 +198,19 @@ _NOTIFY = "notifications"
 _OUTBOX = "outbox"
 
 
-def _load_rows(conn: Any) -> tuple[list[Any], ...]:
-    """The rows load() decodes, read in one hop on the writer's thread."""
+def _load_rows(conn: Any, begin: str) -> tuple[list[Any], ...]:
+    """The rows load() decodes, read in one hop on the writer's thread, in one snapshot."""
     queries = (
         f"SELECT {ONT_COLUMNS} FROM onts",
         f"SELECT {STATE_COLUMNS} FROM ont_state",
         "SELECT target, until, by FROM mutes",
         "SELECT area, started_at, members, last_notified_at, acked_at, acked_by FROM mass_outages",
     )
-    return tuple(conn.execute(sql).fetchall() for sql in queries)
+    conn.execute(begin)
+    try:
+        return tuple(conn.execute(sql).fetchall() for sql in queries)
+    finally:
+        conn.execute("COMMIT")  # read only: nothing to keep or lose
 
 
 # Delivered to PostgreSQL listeners at COMMIT only (NOTIFY is transactional): the highest

@@ -336,3 +336,25 @@ async def test_a_missing_table_is_the_store_down_not_a_jobs_fault(
     with pytest.raises(StoreDown, match="UndefinedTable"):
         async with pg.transaction() as conn:
             await conn.execute("DELETE FROM history")
+
+
+async def test_fetch_many_reads_in_one_snapshot(pg: PgDatabase, tmp_path: Path) -> None:
+    got = await pg.fetch_many(
+        ["SHOW transaction_isolation", "SHOW transaction_read_only", "SELECT COUNT(*) FROM onts"]
+    )
+    assert got == [[("repeatable read",)], [("on",)], [(0,)]]
+    assert await pg.fetchall("SHOW transaction_isolation") == [("read committed",)]
+    lite = await Database(tmp_path / "x.db").open()
+    try:
+        assert await lite.fetch_many(["SELECT 1", "SELECT COUNT(*) FROM onts"]) == [[(1,)], [(0,)]]
+    finally:
+        await lite.close()
+
+
+async def test_store_load_reads_back_what_was_committed(pg_engine: Engine, pg: PgDatabase) -> None:
+    await pg_engine.upsert(sample_onts(3))
+    await pg_engine.ingest(Observation.push("2", Status.OFF, 4, pg_engine.clock()))
+    snap = await SqliteStore(pg).load()
+    assert sorted(o.id for o in snap.onts) == ["1", "2", "3"]
+    states = {s.ont_id: s for s in snap.states}
+    assert states["2"].status is Status.OFF and states["2"].rto_count == 4
