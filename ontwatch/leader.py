@@ -118,13 +118,21 @@ class RoleManager:
     async def _run(self) -> None:
         epoch = await self._standby()
         self.role = LEADER
+        # Renewals run from the moment the lease is ours: starting the duties (loading a large
+        # state, the bot connecting) may take longer than the lease.
+        renewals = asyncio.create_task(self._renewals(), name="ontwatch-lease-renewals")
         try:
-            await self._become_leader(epoch)
-        except Exception as exc:
-            log.exception("the leader's duties did not start")
-            self._lose(f"the leader's duties did not start: {exc}")
-            return
-        await self._renewals()
+            try:
+                await self._become_leader(epoch)
+            except Exception as exc:
+                log.exception("the leader's duties did not start")
+                self._lose(f"the leader's duties did not start: {exc}")
+                return
+            await renewals
+        finally:
+            renewals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewals
 
     async def _standby(self) -> int:
         """Try to take the lease every period until we have it."""

@@ -214,8 +214,7 @@ class Service:
                 clock=self.clock,
                 renderer=self.maps,
             )
-            if epoch and hasattr(self.bot, "epoch"):
-                self.bot.epoch = epoch  # outbox rows are claimed under the lease's epoch
+            self.bot.epoch = epoch  # outbox rows are claimed under it (0: no lease, SQLite)
             self.engine.router = await self.bot.load()  # alert chats + area subscriptions
             self.engine.add_sink(self.bot.sink)  # wakes delivery after each commit
         await self.engine.start()

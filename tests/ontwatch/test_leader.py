@@ -53,7 +53,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def running(url: str, name: str) -> AsyncIterator[Service]:
+async def running(url: str, name: str, **more: Any) -> AsyncIterator[Service]:
     settings = load_settings(
         db=url,
         http_port=free_port(),
@@ -61,6 +61,7 @@ async def running(url: str, name: str) -> AsyncIterator[Service]:
         tile_url=DEAD_TILES,
         instance=name,
         lease_seconds=TTL,
+        **more,
     )
     svc = Service(settings)
     await svc.start()
@@ -178,6 +179,52 @@ async def test_takeover_after_the_leader_stops_renewing_and_the_old_leader_write
         status, body, _ = await call(b, "POST", "/api/ont-status/7", {"status": "OFF"})
         assert status == 200, body
         assert history_rows(pg_url, "7") == before + 1
+
+
+async def test_telegram_is_polled_by_the_leader_only(pg_url: str) -> None:
+    """One getUpdates consumer per bot: the standby's bot starts only when it takes over."""
+    from tests.fakes.bot_api import FakeBotApi
+
+    async with FakeBotApi() as fake:
+        bot = {"telegram_bot_token": "1:T", "telegram_api_url": fake.url, "alert_chats": "-100"}
+        async with running(pg_url, "a") as a:
+            await wait_for(lambda: role(a) == LEADER, 5)
+            async with running(pg_url, "b", **bot) as b:
+                await asyncio.sleep(2 * TTL)
+                assert role(b) == STANDBY and b.bot is None
+                assert fake.requests == []  # the standby never called the Bot API
+                await a.stop()
+                await wait_for(lambda: role(b) == LEADER and b.bot is not None, 5)
+                # polling's bootstrap (getUpdates itself is logged when its long poll ends)
+                await wait_for(lambda: any(r.method == "deleteWebhook" for r in fake.requests), 10)
+
+
+async def test_the_lease_is_renewed_while_the_duties_start(pg_url: str) -> None:
+    """Starting the duties may take longer than the lease (a large state, the bot): the
+    renewals run meanwhile, so the new leader keeps its lease and nobody else gets it."""
+    from ontwatch.leader import RoleManager
+    from storage.leadership import Lease
+
+    lost: list[str] = []
+    started = asyncio.Event()
+
+    async def slow_duties(epoch: int) -> None:
+        await asyncio.sleep(3 * TTL)
+        started.set()
+
+    manager = RoleManager(
+        await Lease(pg_url, "a", TTL).open(), become_leader=slow_duties, on_lost=lost.append
+    )
+    other = await Lease(pg_url, "b", TTL).open()
+    manager.start()
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        assert lost == []
+        assert await other.acquire() is None
+        assert manager.leadership().role == LEADER
+    finally:
+        await manager.stop()
+        await other.close()
 
 
 def _start(url: str, port: int, name: str, log: Path) -> subprocess.Popen[bytes]:
