@@ -396,7 +396,7 @@ class Service:
         """The /healthz checks."""
         assert self.db is not None and self.engine is not None
         s = self.settings
-        return await health.check(
+        ok, detail = await health.check(
             loop=self.loopwatch,
             db=self.db,
             writer_alive=self.engine.writer_alive,
@@ -407,6 +407,12 @@ class Service:
             else None,
             leadership=self.leadership() if self.role is not None else None,
         )
+        follower = self.follower
+        if follower is not None and (follower.failing or not follower.running()):
+            why = follower.failing or "not running"
+            detail["problems"].append(f"the standby does not follow the leader's commits: {why}")
+            ok = False
+        return ok, detail
 
     async def metrics(self) -> tuple[bytes, str]:
         """The /metrics exposition."""

@@ -1,7 +1,8 @@
 """A standby answers every write with 503, Retry-After and the leader's name (docs/postgresql.md).
 
 Every method the access table treats as a write (anything but GET, HEAD, OPTIONS) — pushes,
-imports, agents' reports, acks, logins — is refused before its handler runs: a standby runs
+imports, agents' reports, acks, logins — is refused before its handler runs, and so are the
+probe agents' reads (their assignment: the agents' desk runs on the leader only): a standby runs
 no engine writer, and nothing it stored would be seen by the leader's in-memory state. The
 answer tells agents and pollers to retry (they do: after Retry-After, at the same address or
 another instance), and names the leader for a person or a load balancer.
@@ -44,13 +45,18 @@ def middleware(
 
     @web.middleware
     async def standby_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method.upper() not in SAFE_METHODS:
+        if request.method.upper() not in SAFE_METHODS or _agents_desk(request.path):
             leader = leader_of()
             if leader is not None:
                 return standby_refusal(leader)
         return await handler(request)
 
     return standby_writes
+
+
+def _agents_desk(path: str) -> bool:
+    """The probe agents' routes, reads too: their desk runs on the leader only."""
+    return path.startswith("/api/agent/")
 
 
 def install(app: web.Application, leader_of: LeaderOf) -> None:

@@ -116,6 +116,8 @@ async def test_one_leader_and_a_standby_that_answers_writes_503(pg_url: str) -> 
             assert body["leader"] == "a" and "standby" in body["error"]
             status, body, _ = await call(b, "POST", "/api/agent/report", {})
             assert status == 503 and body["leader"] == "a"
+            status, body, _ = await call(b, "GET", "/api/agent/assignment")
+            assert status == 503 and body["leader"] == "a"  # the agents' desk is the leader's
             # reads are served by the standby (its follower caught up with a's commit)
             await wait_for(lambda: b.engine is not None and "7" in b.engine.onts, 5)
             status, body, _ = await call(b, "GET", "/api/onts/7")
