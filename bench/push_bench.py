@@ -11,6 +11,12 @@ escalating, resolving, and mass outages in every area) to show the worst case. T
 server (bench/bare_server.py) has the same durability contract: synchronous=FULL, COMMIT
 before answering. Bounded: each load phase stops after --seconds seconds (and, for the
 Python client, after --requests requests).
+
+PostgreSQL (issue 14): in the same run, the same single-push load goes to ontwatch on a
+PostgreSQL server of its own (tests/pg.py: initdb in /tmp, a free loopback port, fsync on,
+as the `postgres` user when run as root), and the rate is printed next to SQLite's with the
+ratio (target >= 0.5). `--postgresql off` leaves it out; `auto` (default) runs it when the
+server binaries and psycopg are installed and says why not otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import wrk_run
+from tests import pg as test_pg
 from tests.process import ServiceProcess, free_port, service_env
 
 HERE = Path(__file__).resolve().parent
@@ -136,6 +143,58 @@ def wait_http(base: str, tries: int = 100) -> None:
     raise TimeoutError(base)
 
 
+def import_inventory(base: str, n_onts: int) -> None:
+    """POST the bench inventory to a running service."""
+    import urllib.request
+
+    req = urllib.request.Request(
+        base + "/api/onts/import",
+        data=inventory(n_onts),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req, timeout=120).read()
+
+
+def postgresql_phase(args: argparse.Namespace, tmp: Path) -> dict | None:
+    """The single-push load against ontwatch on its own PostgreSQL server; None when skipped.
+
+    The server is started and removed here (fsync on: the same durability as SQLite's
+    synchronous=FULL); its database is created empty and migrated by the service itself.
+    """
+    reason = test_pg.skip_reason() if args.postgresql != "off" else "--postgresql off"
+    if reason:
+        if args.postgresql == "on":
+            raise SystemExit(f"PostgreSQL run asked for but impossible: {reason}")
+        print(f"PostgreSQL run skipped: {reason}")
+        return None
+    bindir = test_pg.find_bindir()
+    assert bindir is not None
+    server = test_pg.PgServer(bindir, fsync=True).start()
+    try:
+        name = server.create_database()
+        url = server.url(name)
+        version = server.execute("SHOW server_version")[0][0]
+        print(
+            f"PostgreSQL {version} on 127.0.0.1:{server.port} (fsync on), data under {server.root}"
+        )
+        env = service_env(tmp / "unused.db", free_port(), ONTWATCH_LOG_LEVEL="WARNING")
+        env["ONTWATCH_DB"] = url
+        svc = ServiceProcess(env, log=tmp / "service-pg.log")
+        try:
+            import_inventory(svc.base, args.onts)
+            result = drive(svc.base, args)
+        finally:
+            svc.stop()
+        # The pushes really went to PostgreSQL (not to a SQLite file named like the URL).
+        stored = server.execute("SELECT count(*) FROM history WHERE source = 'push'", name)[0][0]
+        print(f"PostgreSQL holds {stored} push history rows after the run")
+        assert stored >= result["requests"] - result["errors"], (stored, result)
+        return result
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
@@ -143,6 +202,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--onts", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--postgresql", choices=["auto", "on", "off"], default="auto")
     args = ap.parse_args()
     if args.client == "auto":
         args.client = "wrk" if wrk_run.wrk_path() else "python"
@@ -179,20 +239,13 @@ def main() -> None:
     env = service_env(tmp / "ontwatch.db", free_port(), ONTWATCH_LOG_LEVEL="WARNING")
     svc = ServiceProcess(env, log=tmp / "service.log")
     try:
-        import urllib.request
-
-        req = urllib.request.Request(
-            svc.base + "/api/onts/import",
-            data=inventory(args.onts),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(req, timeout=120).read()
+        import_inventory(svc.base, args.onts)
         ours = drive(svc.base, args)
         storm = drive(svc.base, args, mix="storm")
         bulk_times = [asyncio.run(bulk(svc.base, args.onts)) for _ in range(3)]
     finally:
         svc.stop()
+    on_pg = postgresql_phase(args, tmp)
 
     def row(name: str, r: dict) -> str:
         return (
@@ -204,6 +257,12 @@ def main() -> None:
     print(row("bare aiohttp+aiosqlite", bare_res))
     print(row("ontwatch", ours))
     print(row("ontwatch, every push a change", storm))
+    if on_pg is not None:
+        print(row("ontwatch on PostgreSQL", on_pg))
+        print(
+            f"PostgreSQL / SQLite rate: {on_pg['rate'] / ours['rate']:.2f}  (target >= 0.5, "
+            f"single pushes at {args.concurrency} connections)"
+        )
     print(
         f"ontwatch / bare rate: {ours['rate'] / bare_res['rate']:.2f}  (target >= 0.5; "
         f"p99 target < 50 ms)"

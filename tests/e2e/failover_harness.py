@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,12 @@ WORDS = {"opened": "WARNING", "resolved": "RECOVERED"}
 
 
 def failover_env(
-    tmp: Path, fake: FakeBotProcess, tile_url: str, pg_url: str, name: str
+    tmp: Path,
+    fake: FakeBotProcess,
+    tile_url: str,
+    pg_url: str,
+    name: str,
+    lease: float = LEASE_SECONDS,
 ) -> dict[str, str]:
     """One instance: PostgreSQL, its own name and port, a short lease, the bot on the fake.
 
@@ -45,7 +51,7 @@ def failover_env(
         tile_url,
         ONTWATCH_DB=pg_url,
         ONTWATCH_INSTANCE=name,
-        ONTWATCH_LEASE_SECONDS=str(LEASE_SECONDS),
+        ONTWATCH_LEASE_SECONDS=str(lease),
         ONTWATCH_FLAP_TRANSITIONS="100000",
         ONTWATCH_MASS_MIN_ONTS="100000",
     )
@@ -158,6 +164,7 @@ class Outcome:
 
     acks: list[Ack] = field(default_factory=list)
     unanswered: list[tuple[str, str, float]] = field(default_factory=list)  # ont, base, t
+    not_connected: int = 0  # attempts refused at connect: nothing was sent
     refused: Counter[int] = field(default_factory=Counter)  # non-200 answers by status
     given_up: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,7 +184,11 @@ def push_once(
         for base in targets.order():
             try:
                 code, answer = post(base, f"/api/ont-status/{ont_id}", body)
-            except OSError:
+            except ConnectionRefusedError:
+                with out.lock:
+                    out.not_connected += 1
+                continue
+            except OSError:  # sent, then reset or timed out: stored or not, nobody knows
                 with out.lock:
                     out.unanswered.append((ont_id, base, time.monotonic()))
                 continue
@@ -394,3 +405,30 @@ def sql(pg_url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple
 
     with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as conn:
         return list(conn.execute(statement, params).fetchall())
+
+
+def current_xid(pg_url: str) -> int:
+    """A transaction id newer than every transaction that has started writing so far."""
+    return int(sql(pg_url, "SELECT pg_current_xact_id()::text::bigint")[0][0])
+
+
+def written_late(pg_url: str, xid: int, stamped_before: datetime) -> dict[str, int]:
+    """Rows stamped before `stamped_before` but written by a transaction newer than xid.
+
+    Why this finds a deposed leader's writes: the test takes xid while the old leader is
+    frozen and the new one already leads, and stamped_before is when the old leader froze.
+    Everything stamped before the freeze was stamped by the old leader (the new one only
+    stamps after its takeover); a row of such a stamp in a transaction newer than xid was
+    committed by the old leader after it resumed, without its lease: what fencing forbids.
+    """
+    out = {}
+    for table, column in (("history", "at"), ("notifications", "created_at")):
+        out[table] = int(
+            sql(
+                pg_url,
+                f"SELECT count(*) FROM {table}"  # table and column: from the tuple above
+                f" WHERE xmin::text::bigint > %s AND {column}::timestamptz < %s",
+                (xid, stamped_before),
+            )[0][0]
+        )
+    return out
