@@ -12,6 +12,7 @@ as on the leader.
 Wiring (ontwatch/service.py, a standby)::
 
     reads = storage.follow.FollowReads(db)      # StateSource and NoticeLog
+    listen = storage.follow.commit_listener(db) # None on SQLite
     follower = Follower(engine, reads, reads, listen)
     await follower.start()                      # engine holds the stored state; no writer
     ...                                         # serve pages, reads, the stream
@@ -22,9 +23,8 @@ Wiring (ontwatch/service.py, a standby)::
 `listen(wake)` is an async callable that LISTENs on the leader's channel and runs for as long
 as its connection lasts: it calls `wake()` once as soon as LISTEN is in effect and then on
 every notification (wake may be called from any thread), and returns or raises when the
-connection is lost. For PgDatabase, e.g. ``lambda wake: db.listen("ontwatch_commit", wake)``
-when that call blocks until the connection ends. `listen=None` (SQLite, or no listen support)
-polls. While the listen connection is down the follower polls every `poll_every` seconds and
+connection is lost (storage.follow.commit_listener does this on PostgreSQL). `listen=None`
+(SQLite) polls. While the listen connection is down the follower polls every `poll_every` seconds and
 tries to listen again every `retry_every`; while it is up it still reloads every
 `safety_every` seconds in case a notification was lost. Reloads are debounced: at most one
 every `min_interval` seconds (5 a second), however many commits the leader makes.
@@ -224,8 +224,10 @@ class Follower:
 
     async def reload(self) -> Commit | None:
         """Read the stored state and new notifications, install them, publish what changed."""
-        snap = await self.store.load()
+        # Notifications first: the state read after them is as new as they are or newer, so a
+        # page never shows a notification before the change it tells of.
         notices = list(await self.notices.notices_after(self.last_notice, self.notice_page))
+        snap = await self.store.load()
         if len(notices) >= self.notice_page:
             self._due.set()  # more are stored: the next reload takes the next page
         # The diff only reads the engine, which nothing else changes on a standby: a worker

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from monitor.feed import Notice
@@ -20,9 +20,21 @@ from monitor.outages import MassOutage
 from monitor.ports import Mute, Snapshot
 from storage.codec import STATE_COLUMNS, event_from_payload, ont_from_row, parse_ts, state_from_row
 from storage.database import Database
+from storage.dialect import POSTGRESQL
 from storage.store import ONT_COLUMNS
 
 V = TypeVar("V")
+
+COMMIT_CHANNEL = (
+    "ontwatch_commit"  # the leader NOTIFYs it in every engine commit (storage/store.py)
+)
+LISTEN_CONNECT_S = 10
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 _ONTS = f"SELECT {ONT_COLUMNS} FROM onts"
 _STATES = f"SELECT {STATE_COLUMNS} FROM ont_state"
@@ -97,7 +109,7 @@ class FollowReads:
         (a whole network back up), decoding 10,000 states takes ~35 ms, which would stall
         every page and push the loop serves meanwhile.
         """
-        rows = [await self.db.fetchall(sql) for sql in (_ONTS, _STATES, _MUTES, _OUTAGES)]
+        rows = await self.db.fetch_many((_ONTS, _STATES, _MUTES, _OUTAGES))  # one snapshot
         return await asyncio.to_thread(self._snapshot, *rows)
 
     def _snapshot(
@@ -119,3 +131,35 @@ class FollowReads:
         """The highest notification id stored (0 when none)."""
         rows = await self.db.fetchall(_LAST_NOTICE)
         return int(rows[0][0])
+
+
+def commit_listener(db: Any) -> Callable[[Callable[[], None]], Awaitable[None]] | None:
+    """monitor.follower's listen(wake) on db's PostgreSQL, or None for SQLite (no NOTIFY).
+
+    Not PgDatabase.listen: that one reconnects by itself, so the follower could not tell its
+    connection was down and would not poll meanwhile. This one LISTENs on a connection of its
+    own, calls wake() once LISTEN is in effect and at every commit the leader announces, and
+    returns or raises as soon as the connection is lost (TCP keepalives find a silent peer
+    within ~25 s); the follower then polls and calls it again.
+    """
+    if getattr(db, "kind", None) != POSTGRESQL:
+        return None
+    return listen_on(db.url)
+
+
+def listen_on(url: str) -> Callable[[Callable[[], None]], Awaitable[None]]:
+    """listen(wake) on the commit channel of the PostgreSQL at url (see commit_listener)."""
+
+    async def listen(wake: Callable[[], None]) -> None:
+        import psycopg  # only with PostgreSQL, as storage/pg.py
+
+        conn = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=LISTEN_CONNECT_S, **_KEEPALIVES
+        )
+        async with conn:
+            await conn.execute(f"LISTEN {COMMIT_CHANNEL}")
+            wake()
+            async for _ in conn.notifies():
+                wake()
+
+    return listen

@@ -23,7 +23,8 @@ from monitor.model import Observation, Ont, Status
 from monitor.ports import StaticRouter
 from monitor.view import EngineView
 from storage.database import Database
-from storage.follow import FollowReads
+from storage.dialect import POSTGRESQL
+from storage.follow import FollowReads, commit_listener, listen_on
 from storage.store import SqliteStore
 from tests.conftest import ManualClock, sample_onts
 
@@ -47,13 +48,21 @@ def _collect(into: list[Commit]) -> Callable[[FeedItem], None]:
     return take
 
 
+async def second_connection(db: Any) -> Any:
+    """Another opened Database on the same storage, as a second instance would have."""
+    if db.kind == POSTGRESQL:
+        from storage.pg import PgDatabase
+
+        return await PgDatabase(db.url).open()
+    return await Database(db.path).open()
+
+
 @pytest.fixture
-async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Pair]:
-    path = tmp_path / "shared.db"
-    leader_db = await Database(path).open()
-    leader = Engine(SqliteStore(leader_db), clock=clock, router=StaticRouter([-100]))
+async def pair(db: Any, clock: ManualClock) -> AsyncIterator[Pair]:
+    """A leader on the db fixture's backend; a standby following it on connections of its own."""
+    leader = Engine(SqliteStore(db), clock=clock, router=StaticRouter([-100]))
     await leader.start()
-    standby_db = await Database(path).open()
+    standby_db = await second_connection(db)
     standby = Engine(SqliteStore(standby_db), clock=clock)
     reads = FollowReads(standby_db)
     follower = Follower(standby, reads, reads, poll_every=0.05, min_interval=0.05)
@@ -64,7 +73,6 @@ async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Pair]:
     await follower.stop()
     await leader.stop()
     await standby_db.close()
-    await leader_db.close()
 
 
 def assert_same_view(leader: Engine, standby: Engine) -> None:
@@ -319,3 +327,99 @@ async def test_promote_publishes_the_last_state_and_stops_following(
     await pair.standby.upsert([Ont(id="9", area="Baciro")])
     assert pair.standby.writer_alive() and "9" in pair.standby.onts
     await pair.standby.stop()
+
+
+# -- PostgreSQL: the real NOTIFY path ---------------------------------------------------------
+
+
+@dataclass
+class PgPair:
+    leader: Engine
+    standby: Engine
+    follower: Follower
+    admin: Any  # a superuser psycopg connection (autocommit), for the test's own statements
+    listen_url: str  # the follower's listen connection logs in as a role of its own
+
+
+@pytest.fixture
+async def pg_pair(pg_migrated_url: str, clock: ManualClock) -> AsyncIterator[PgPair]:
+    import psycopg
+
+    from storage.pg import PgDatabase
+
+    admin = await psycopg.AsyncConnection.connect(pg_migrated_url, autocommit=True)
+    role = "listen_" + pg_migrated_url.rsplit("/", 1)[1]
+    await admin.execute(f"CREATE ROLE {role} LOGIN")
+    listen_url = pg_migrated_url.replace("://ontwatch@", f"://{role}@", 1)
+    leader_db = await PgDatabase(pg_migrated_url).open()
+    leader = Engine(SqliteStore(leader_db), clock=clock)
+    await leader.start()
+    await leader.upsert(sample_onts(3))
+    standby_db = await PgDatabase(pg_migrated_url).open()
+    standby = Engine(SqliteStore(standby_db), clock=clock)
+    reads = FollowReads(standby_db)
+    follower = Follower(
+        standby,
+        reads,
+        reads,
+        listen_on(listen_url),
+        poll_every=0.05,
+        safety_every=60,  # while listening, only a NOTIFY makes it reload
+        retry_every=0.3,
+        min_interval=0.02,
+    )
+    try:
+        yield PgPair(leader, standby, follower, admin, listen_url)
+    finally:
+        await follower.stop()
+        await leader.stop()
+        await standby_db.close()
+        await leader_db.close()
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+def flip(pair: PgPair, clock: ManualClock, ont_id: str) -> Observation:
+    clock.advance(seconds=1)
+    old = pair.leader.states[ont_id].status
+    return Observation.push(ont_id, Status.OFF if old is not Status.OFF else Status.ON, 0, clock())
+
+
+async def test_pg_the_leaders_commits_are_heard(pg_pair: PgPair, clock: ManualClock) -> None:
+    p = pg_pair
+    assert commit_listener(p.standby.store.db) is not None  # type: ignore[attr-defined]
+    await p.follower.start()
+    await wait_for(lambda: p.follower.listening)
+    for ont_id in ("1", "2", "3", "1"):
+        await p.leader.ingest(flip(p, clock, ont_id))
+        await wait_for(lambda: EngineView(p.standby).items() == EngineView(p.leader).items())
+    assert p.follower.listening
+    assert_same_view(p.leader, p.standby)
+
+
+async def test_pg_listen_connection_lost_polls_then_listens_again(
+    pg_pair: PgPair, clock: ManualClock
+) -> None:
+    p = pg_pair
+    role = p.listen_url.split("://", 1)[1].split("@", 1)[0]
+    await p.follower.start()
+    await wait_for(lambda: p.follower.listening)
+    # The listen connection is killed and its role may not connect again for now.
+    await p.admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT 0")
+    await p.admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+    )
+    await wait_for(lambda: not p.follower.listening)
+    await asyncio.sleep(0.7)  # at least one more refused attempt
+    assert not p.follower.listening
+    await p.leader.ingest(flip(p, clock, "2"))
+    await wait_for(lambda: EngineView(p.standby).items() == EngineView(p.leader).items())
+    # Allowed again: it listens again, and NOTIFY drives the reloads once more.
+    await p.admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+    await wait_for(lambda: p.follower.listening)
+    await p.leader.ingest(flip(p, clock, "3"))
+    await wait_for(lambda: EngineView(p.standby).items() == EngineView(p.leader).items())
+    assert_same_view(p.leader, p.standby)
