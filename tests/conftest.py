@@ -24,7 +24,9 @@ from monitor.ports import StaticRouter
 from storage.database import Database
 from storage.queries import Queries
 from storage.store import SqliteStore
-from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL server)
+
+# fixtures of a real PostgreSQL server (tests/pg.py), for every test folder
+from tests.pg import pg_migrated_url, pg_server, pg_url  # noqa: F401
 
 # The tests own their data: a copy of the older system's 417-ONT export (nothing outside
 # the repository is read, so a fresh clone passes on its own).
@@ -52,7 +54,7 @@ def clock() -> ManualClock:
 
 
 # The backends the fixture-based storage, engine and API tests run on (see the docstring).
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgresql")
 # The folders whose `db`-based tests run on every backend; elsewhere `db` is SQLite.
 BOTH_BACKENDS_IN = frozenset({"storage", "monitor", "api"})
 _TESTS = Path(__file__).resolve().parent
@@ -101,7 +103,7 @@ async def db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> As
     if backend == "postgresql":
         from storage.pg import PgDatabase
 
-        database = await PgDatabase(request.getfixturevalue("pg_url")).open()
+        database = await PgDatabase(request.getfixturevalue("pg_migrated_url")).open()
     else:
         database = await Database(tmp_path / "ontwatch.db").open()
     yield database

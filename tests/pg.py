@@ -11,7 +11,8 @@ Each test gets a database of its own (`CREATE DATABASE t_<n> TEMPLATE template0`
 afterwards) and its URL `postgresql://ontwatch@127.0.0.1:<port>/t_<n>` (trust auth: no
 password, loopback only).
 
-Fixtures: `pg_server` (session; the running `PgServer`), `pg_url` (a fresh database's URL).
+Fixtures: `pg_server` (session; the running `PgServer`), `pg_url` (a fresh, empty database's
+URL), `pg_migrated_url` (a fresh database already at the newest schema: faster).
 Without PostgreSQL or psycopg they skip with the reason (tests/ci_guard.py fails such a skip
 on CI, where `.ci/run` installs both). Settings:
 
@@ -96,6 +97,7 @@ class PgServer:
         self.port = 0
         self._running = False
         self._names = itertools.count(1)
+        self._template: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -154,6 +156,20 @@ class PgServer:
         name = f"t_{next(self._names)}"
         self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
+
+    def migrated_template(self) -> str:
+        """A database at the newest schema (made once), to copy per test: about 0.15 s a copy
+        against 0.5 s for an empty database plus the migration (measured with fsync on)."""
+        if self._template is None:
+            import psycopg
+
+            from storage.schema import migrate_pg
+
+            name = self.create_database()
+            with psycopg.connect(self.url(name), autocommit=True, connect_timeout=10) as conn:
+                migrate_pg(conn)
+            self._template = name
+        return self._template
 
     def drop_database(self, name: str) -> None:
         """Drop a database, ending any connection a test left open to it."""
@@ -262,6 +278,16 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> Iterator[str]:
     """The URL of a fresh, empty database for this test (dropped afterwards)."""
     name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_migrated_url(pg_server: PgServer) -> Iterator[str]:
+    """The URL of a fresh database already at the newest schema (a copy of a template)."""
+    name = pg_server.create_database(template=pg_server.migrated_template())
     try:
         yield pg_server.url(name)
     finally:
