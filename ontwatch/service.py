@@ -246,24 +246,11 @@ class Service:
         )
 
     def _listener(self) -> Any:
-        """The follower's listen(wake): NOTIFY ontwatch_commit on PgDatabase's own listener,
-        for as long as it runs (it reconnects by itself, and says so with an empty payload)."""
-        db = self.db
-        listen = getattr(db, "listen", None)
-        if listen is None:
-            return None
+        """The follower's listen(wake): NOTIFY ontwatch_commit on a connection of its own that
+        ends when it is lost, so the follower polls until it listens again (None on SQLite)."""
+        from storage.follow import commit_listener
 
-        async def run(wake: Any) -> None:
-            ready = asyncio.Event()
-            task = listen("ontwatch_commit", lambda _payload: wake(), ready=ready)
-            try:
-                await ready.wait()
-                wake()
-                await task
-            finally:
-                task.cancel()
-
-        return run
+        return commit_listener(self.db)
 
     async def _take_over(self, epoch: int) -> None:
         """The lease is ours: stop following, fence every write, load the state, lead."""
