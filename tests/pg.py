@@ -91,7 +91,10 @@ class PgServer:
     def __init__(self, bindir: Path, *, fsync: bool = True) -> None:
         self.bindir = bindir
         self.fsync = fsync
-        self.root = Path(tempfile.mkdtemp(prefix="ontwatch-pg-"))  # /tmp: postgres can reach it
+        # As root in /tmp itself: TMPDIR may be a root-only directory the postgres user
+        # cannot enter.
+        where = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+        self.root = Path(tempfile.mkdtemp(prefix="ontwatch-pg-", dir=where))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = 0
