@@ -393,8 +393,8 @@ def cmd_run(settings: Settings, demo: bool) -> int:
     tokens = (settings.telegram_bot_token, settings.api_token, settings.read_token)
     secrets = [t.get_secret_value() for t in tokens if t]
     setup_logging(settings.log_level, json_lines=settings.log_json, secrets=secrets)
-    asyncio.run(Service(settings, demo=demo).run_until_signal())
-    return 0
+    # 0, or 75 (EX_TEMPFAIL) when the lease was lost: the supervisor restarts it as a standby
+    return asyncio.run(Service(settings, demo=demo).run_until_signal())
 
 
 def cmd_agent() -> int:
