@@ -358,3 +358,31 @@ async def test_store_load_reads_back_what_was_committed(pg_engine: Engine, pg: P
     assert sorted(o.id for o in snap.onts) == ["1", "2", "3"]
     states = {s.ont_id: s for s in snap.states}
     assert states["2"].status is Status.OFF and states["2"].rto_count == 4
+
+
+async def test_both_dialects_have_the_same_tables_and_columns(
+    pg: PgDatabase, tmp_path: Path
+) -> None:
+    """A migration added to one dialect only (or a column misspelt in PG_SCHEMA) fails here."""
+    lite = await Database(tmp_path / "x.db").open()
+    try:
+        tables = [
+            r[0]
+            for r in await lite.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        sqlite_columns = {
+            t: [r[1] for r in await lite.fetchall(f"PRAGMA table_info({t})")] for t in tables
+        }
+    finally:
+        await lite.close()
+    rows = await pg.fetchall(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name <> 'schema_version' "
+        "AND table_name <> 'leadership' ORDER BY table_name, ordinal_position"
+    )
+    pg_columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        pg_columns.setdefault(table, []).append(column)
+    assert pg_columns == sqlite_columns
