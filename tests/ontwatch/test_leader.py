@@ -348,3 +348,23 @@ def with_cont(proc: subprocess.Popen[bytes]) -> None:
     """A stopped process must be continued before it can act on SIGTERM."""
     with suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGCONT)
+
+
+async def test_sqlite_is_always_the_leader_without_a_lease(tmp_path: Path) -> None:
+    """SQLite: no lease, no standby refusal, /healthz as before; /metrics says it leads."""
+    settings = load_settings(
+        db=tmp_path / "ontwatch.db", http_port=free_port(), probe=False, tile_url=DEAD_TILES
+    )
+    svc = Service(settings)
+    await svc.start()
+    try:
+        assert svc.role is None and role(svc) == LEADER
+        status, body, _ = await call(svc, "POST", "/api/onts", ONT)
+        assert status == 201, body
+        status, health, _ = await call(svc, "GET", "/healthz")
+        assert status == 200 and "role" not in health
+        text = await metrics(svc)
+        assert f'ontwatch_leader{{instance="{settings.instance_name}"}} 1.0' in text
+    finally:
+        await svc.stop()
+    assert svc.exit_code == 0
