@@ -206,11 +206,10 @@ async def test_two_takeovers_every_alert_delivered_at_most_one_duplicate_each(
         assert lost == 0
         assert worst <= 1 + takeovers  # at most one duplicate per takeover, for every alert
         # The kills landed between send and mark: the message the dying delivery had just
-        # sent is in flight, the next epoch resends it (a real duplicate), and no more than
-        # one message per chat can be in flight at a takeover.
+        # sent is in flight, the next epoch resends it (a real duplicate); only rows found in
+        # flight (claimed by an earlier epoch, never marked sent) are ever sent twice.
         assert resent[0] == 0 and all(n >= 1 for n in resent[1:])
-        assert takeovers <= dups <= takeovers * len(CHATS)
-        assert dups <= sum(resent)
+        assert takeovers <= dups <= sum(resent)
         assert {r["claimed_epoch"] for r in rows} <= {1, 2, 3}
         assert fake.violations == []
 
