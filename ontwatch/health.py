@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.ports import StoreDown
 from ontwatch.leader import STANDBY, Leadership
 from storage import backup as backups
 from storage.database import Database
@@ -71,7 +72,7 @@ async def database_writable(db: Database) -> str:
         await asyncio.wait_for(write_probe(db, stamp), DB_WRITE_TIMEOUT)
     except TimeoutError:
         return f"database write took more than {DB_WRITE_TIMEOUT:.0f} s (locked?)"
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, StoreDown) as exc:  # StoreDown: PostgreSQL's (write_probe)
         return f"database not writable: {exc}"
     return ""
 

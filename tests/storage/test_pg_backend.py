@@ -386,3 +386,10 @@ async def test_both_dialects_have_the_same_tables_and_columns(
     for table, column in rows:
         pg_columns.setdefault(table, []).append(column)
     assert pg_columns == sqlite_columns
+
+
+async def test_healthz_says_the_postgresql_database_is_not_writable() -> None:
+    from ontwatch.health import database_writable
+
+    reason = await database_writable(_Unreachable())  # type: ignore[arg-type]
+    assert reason.startswith("database not writable: OperationalError")
