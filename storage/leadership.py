@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,11 +80,6 @@ class LeaseInfo:
     def active(self) -> bool:
         """Whether somebody holds an unexpired lease."""
         return bool(self.holder) and self.lease_until > self.now
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, for logs and messages."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class Fence:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from monitor.ports import StoreDown
-from storage.leadership import Lease, NotLeader, mask_url
+from storage.leadership import Lease, NotLeader
 
 TTL = 1.0  # seconds: short, so that expiry is seen within the test
 
@@ -140,11 +140,6 @@ async def test_the_table_is_created_once_by_instances_starting_together(pg_url: 
     assert len(won) == 1
     for lease in leases:
         await lease.close()
-
-
-def test_mask_url_hides_the_password() -> None:
-    assert mask_url("postgresql://ont:s3cr:t@db:5432/x") == "postgresql://ont:***@db:5432/x"
-    assert mask_url("postgresql://ont@db/x") == "postgresql://ont@db/x"
 
 
 async def test_pg_database_writes_only_while_its_fence_passes(leases: Any, pg_url: str) -> None:
