@@ -189,8 +189,12 @@ class PgDatabase:
         """Connect the writer (migrating the schema first) and the reader."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="ontwatch-pg-writer")
-        await self._on_writer(self._connect_writer)
-        self._reader = await self._connect_async()
+        try:
+            await self._on_writer(self._connect_writer)
+            self._reader = await self._connect_async()
+        except BaseException:
+            await self.close()  # nothing half-open is left behind
+            raise
         return self
 
     async def close(self) -> None:
@@ -331,7 +335,7 @@ class PgDatabase:
         missed, so the listener should reload. `ready` is set once LISTEN is in place.
         Cancel the task (or close the database) to stop.
         """
-        if not channel.isidentifier():
+        if not (channel.isascii() and channel.isidentifier()):
             raise ValueError(f"channel: {channel!r} is not a plain identifier")
         task = asyncio.get_running_loop().create_task(self._listen(channel, callback, ready))
         self._listeners.add(task)

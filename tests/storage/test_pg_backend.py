@@ -393,3 +393,11 @@ async def test_healthz_says_the_postgresql_database_is_not_writable() -> None:
 
     reason = await database_writable(_Unreachable())  # type: ignore[arg-type]
     assert reason.startswith("database not writable: OperationalError")
+
+
+async def test_an_unreachable_server_fails_open_and_leaves_nothing_running() -> None:
+    db = PgDatabase("postgresql://nobody:s3cretpw@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(psycopg.OperationalError) as failed:
+        await db.open()
+    assert "s3cretpw" not in repr(db) and "s3cretpw" not in str(failed.value)
+    assert db._thread is None and db._writer is None and db._reader is None
