@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -214,6 +215,7 @@ class Delivery:
                 await self._retry_marks()
                 if not rows:
                     return
+                rows = self._in_flight_first(rows)
                 if first_seen is None:
                     first_seen = self.clock()
                 wait = first_seen + self.group_wait - self.clock()
@@ -225,6 +227,16 @@ class Delivery:
                     return
         except Exception:
             log.exception("delivery lane for chat %s failed; it restarts at the next poll", chat_id)
+
+    def _in_flight_first(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """The leading rows an earlier run left in flight, alone, when there are any.
+
+        They are resent as a message of their own, so rows never sent before do not ride in
+        a message that may already be a duplicate: were this run killed too right after it,
+        only those rows would be in flight again.
+        """
+        head = list(itertools.takewhile(lambda r: r.id in self._in_flight, rows))
+        return head or rows
 
     async def _send_rows(self, chat_id: int, rows: list[OutboxRow]) -> bool:
         roots = await self._threads(chat_id)
