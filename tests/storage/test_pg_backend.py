@@ -19,7 +19,7 @@ from storage.backup import use_pg_dump
 from storage.database import Database, open_database
 from storage.dialect import all_digits, is_postgres_url, mask_url, to_pyformat
 from storage.pg import COMMIT_CHANNEL, PgDatabase
-from storage.schema import MIGRATIONS, migrate_pg
+from storage.schema import MIGRATIONS, PG_BASE_VERSION, PG_MIGRATIONS, PG_SCHEMA, migrate_pg
 from storage.store import SqliteStore
 from tests.conftest import ManualClock, sample_onts
 
@@ -401,3 +401,18 @@ async def test_an_unreachable_server_fails_open_and_leaves_nothing_running() -> 
         await db.open()
     assert "s3cretpw" not in repr(db) and "s3cretpw" not in str(failed.value)
     assert db._thread is None and db._writer is None and db._reader is None
+
+
+async def test_a_database_at_the_base_version_gets_the_later_migrations(pg_url: str) -> None:
+    """Version PG_BASE_VERSION (an installation older than migration 8) is brought up to date
+    by the numbered PG_MIGRATIONS, keeping its rows."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(PG_SCHEMA)
+        conn.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (PG_BASE_VERSION,))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('kept', 'yes')")
+        assert migrate_pg(conn) == len(MIGRATIONS)
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [("yes",)]
+        later = len(MIGRATIONS) - PG_BASE_VERSION
+    assert later == len(PG_MIGRATIONS)
