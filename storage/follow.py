@@ -1,15 +1,13 @@
 """What a standby's follower reads: the stored state, cheaply, and the notifications after an id.
 
 A standby reloads the whole state on every commit the leader makes (monitor/follower.py).
-Decoding 10,000 state rows (ISO times, JSON incidents) costs ~95 ms of event-loop time, so
-the reader keeps each row as fetched next to the object decoded from it and decodes again
+Decoding 10,000 state rows (ISO times, JSON incidents) costs ~35-95 ms, so the reader keeps each row as fetched next to the object decoded from it and decodes again
 only the rows whose stored values changed: an unchanged row gives back the very same object,
 which also lets the follower's diff compare by identity first.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -20,7 +18,7 @@ from monitor.outages import MassOutage
 from monitor.ports import Mute, Snapshot
 from storage.codec import STATE_COLUMNS, event_from_payload, ont_from_row, parse_ts, state_from_row
 from storage.database import Database
-from storage.dialect import POSTGRESQL
+from storage.dialect import POSTGRESQL, begin_snapshot
 from storage.store import ONT_COLUMNS
 
 V = TypeVar("V")
@@ -86,6 +84,10 @@ def _outage(row: Any) -> MassOutage:
     )
 
 
+def _notices_after(conn: Any, after: int, limit: int) -> list[Notice]:
+    return [_notice(r) for r in conn.execute(_NOTICES, (after, limit)).fetchall()]
+
+
 def _notice(row: Any) -> Notice:
     payload = json.loads(row[1])
     ont = payload.get("ont")
@@ -105,16 +107,22 @@ class FollowReads:
     async def load(self) -> Snapshot:
         """Inventory, states, mutes and open mass outages as stored now (as Store.load).
 
-        The rows are decoded on a worker thread: when the leader changed every ONT at once
-        (a whole network back up), decoding 10,000 states takes ~35 ms, which would stall
-        every page and push the loop serves meanwhile.
+        Read and decoded on the writer's thread, which a standby does not use otherwise: on
+        the event loop, psycopg's decoding of 10,000 rows took ~30 ms and decoding the states
+        once the leader changed them all (a whole network back up) ~35 ms more, time every
+        page and stream the standby serves would have waited.
         """
-        rows = await self.db.fetch_many((_ONTS, _STATES, _MUTES, _OUTAGES))  # one snapshot
-        return await asyncio.to_thread(self._snapshot, *rows)
+        return await self.db.run_in_writer(self._read, begin_snapshot(self.db.kind))
 
-    def _snapshot(
-        self, onts: list[Any], states: list[Any], mutes: list[Any], outages: list[Any]
-    ) -> Snapshot:
+    def _read(self, conn: Any, begin: str) -> Snapshot:
+        """The four tables in one snapshot, decoded (on the writer's thread)."""
+        conn.execute(begin)
+        try:
+            onts, states, mutes, outages = (
+                conn.execute(sql).fetchall() for sql in (_ONTS, _STATES, _MUTES, _OUTAGES)
+            )
+        finally:
+            conn.execute("COMMIT")  # read only: nothing to keep or lose
         return Snapshot(
             self._onts.objects(onts),
             self._states.objects(states),
@@ -124,8 +132,7 @@ class FollowReads:
 
     async def notices_after(self, after: int, limit: int) -> list[Notice]:
         """Stored notifications with an id above after, oldest first, at most limit."""
-        rows = await self.db.fetchall(_NOTICES, (after, limit))
-        return await asyncio.to_thread(lambda: [_notice(r) for r in rows])
+        return await self.db.run_in_writer(_notices_after, after, limit)
 
     async def last_notice_id(self) -> int:
         """The highest notification id stored (0 when none)."""
