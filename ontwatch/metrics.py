@@ -169,6 +169,12 @@ class OntwatchCollector(Collector):
                 "Messages sent",
                 value=self.delivery.sent_messages,
             )
+            yield CounterMetricFamily(
+                "ontwatch_outbox_resent_after_takeover",
+                "Outbox rows sent again because an earlier run (an older leader) had claimed "
+                "them and not marked them sent: at most one duplicate each per takeover",
+                value=getattr(self.delivery, "resent_after_takeover", 0),
+            )
             c = CounterMetricFamily(
                 "ontwatch_telegram_errors", "Telegram errors by kind", labels=["kind"]
             )

@@ -278,6 +278,7 @@ async def test_without_a_lease_a_restart_resends_what_was_in_flight_once(tmp_pat
             runs.append(second)
             assert await second.delivery.idle(20)
             assert second.delivery.resent_after_takeover == 1
+            assert resent_metric(engine, second.delivery) == 1
             assert len(fake.messages_to(CHATS[0])) == 2  # the one duplicate of a kill, as before
             (row,) = await OutboxStore(db).rows()
             assert row["state"] == "sent" and row["claimed_epoch"] == 0
@@ -377,3 +378,23 @@ async def test_the_runtime_hands_its_epoch_to_delivery(tmp_path: Path) -> None:
             assert [rt.delivery.epoch for rt in runtimes if rt.delivery] == [0, 7]
         finally:
             await db.close()
+
+
+def resent_metric(engine: Engine, delivery: Delivery) -> float:
+    """ontwatch_outbox_resent_after_takeover_total as GET /metrics renders it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitor.view import EngineView
+    from ontwatch import metrics
+
+    collector = metrics.OntwatchCollector(
+        EngineView(engine), engine, None, delivery, metrics.Scrape(0, 0.0, {})
+    )
+    body, _ = metrics.render(collector)
+    (value,) = [
+        s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "ontwatch_outbox_resent_after_takeover_total"
+    ]
+    return value
