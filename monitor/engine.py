@@ -76,6 +76,34 @@ class UnstorableValue(ValueError):
     """One job's change that the store refused (the others of its batch were stored)."""
 
 
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """The engine's dictionaries and indexes for one Snapshot, built without touching it."""
+
+    onts: dict[str, Ont]
+    states: dict[str, OntState]
+    mutes: dict[str, Mute]
+    outages: dict[str, MassOutage]
+    area_index: dict[str, set[str]]
+    down_index: dict[str, dict[str, datetime]]  # area -> down ONT -> since
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> LiveState:
+        """snap's contents by key, an ONT without a stored state given the initial one."""
+        onts = {o.id: o for o in snap.onts}
+        states = {s.ont_id: s for s in snap.states}
+        for ont_id in onts.keys() - states.keys():
+            states[ont_id] = OntState(ont_id=ont_id)
+        return cls(
+            onts,
+            states,
+            {m.target: m for m in snap.mutes},
+            {o.area: o for o in snap.outages},
+            _index_areas(onts),
+            _index_down(onts, states),
+        )
+
+
 @dataclass(slots=True)
 class _Job(Generic[T]):
     apply: Callable[[_Txn], T]
@@ -296,14 +324,13 @@ class Engine:
 
     def install(self, snap: Snapshot) -> None:
         """Hold snap as the live state, indexes rebuilt; no writer (a standby's follower)."""
-        self.onts = {o.id: o for o in snap.onts}
-        self.states = {s.ont_id: s for s in snap.states}
-        self.mutes = {m.target: m for m in snap.mutes}
-        self.outages = {o.area: o for o in snap.outages}
-        self.area_index = _index_areas(self.onts)
-        for ont_id in self.onts.keys() - self.states.keys():
-            self.states[ont_id] = OntState(ont_id=ont_id)
-        self.down_index = _index_down(self.onts, self.states)
+        self.hold(LiveState.of(snap))
+
+    def hold(self, live: LiveState) -> None:
+        """Hold a live state built beforehand (a standby's follower builds it off the loop)."""
+        self.onts, self.states = live.onts, live.states
+        self.mutes, self.outages = live.mutes, live.outages
+        self.area_index, self.down_index = live.area_index, live.down_index
 
     async def stop(self) -> None:
         """Finish queued work, write the last_seen kept in memory, then stop the writer."""
