@@ -107,7 +107,9 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):  # no transaction began
+                # The error that got us here is the one to raise (a BEGIN that failed leaves
+                # no transaction: "cannot rollback", suppressed).
+                with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
