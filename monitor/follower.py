@@ -123,7 +123,8 @@ class Follower:
         """Load the stored state into the engine, then follow the leader's commits."""
         self._loop = asyncio.get_running_loop()
         self.last_notice = await self.notices.last_notice_id()
-        self.engine.install(await self.store.load())
+        snap = await self.store.load()
+        self.engine.hold(await asyncio.to_thread(LiveState.of, snap))  # built off the loop
         self.reloads += 1
         self.last_reload_at = time.time()
         self._tasks.append(asyncio.create_task(self._follow(), name="ontwatch-follower"))
