@@ -7,6 +7,8 @@ row a newer epoch holds is refused to an older one. Sent rows are never claimed 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -86,3 +88,26 @@ async def test_sent_and_failed_rows_are_never_claimed_again(
     claimed_at = clock() + timedelta(seconds=1)
     assert await store.claim([c], 2, claimed_at)
     assert by_id(await store.rows())[c]["claimed_at"] == ts(claimed_at)
+
+
+async def test_a_claim_cancelled_at_any_await_leaves_the_writer_usable(
+    db: Any, engine: Engine, clock: ManualClock
+) -> None:
+    """A delivery is cancelled (stop, kill of a lane) wherever it waits, claims included.
+
+    Cancelled while awaiting its BEGIN, a transaction used to stay open on SQLite's writer
+    and every later write failed with "cannot start a transaction within a transaction".
+    """
+    store = OutboxStore(db)
+    a, b, _ = await three_rows(db, engine, clock)
+    for steps in range(6):  # cancel after 0, 1, ... loop turns: at each await of the claim
+        task = asyncio.create_task(store.claim([a], 1, clock()))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await store.claim([b], 1, clock())  # the next write works
+    await store.mark_sent([b], 9, clock())
+    assert by_id(await store.rows())[b]["state"] == "sent"
+    assert await store.in_flight(1) in ([], [a])
