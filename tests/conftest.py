@@ -60,7 +60,7 @@ BOTH_BACKENDS_IN = frozenset({"storage", "monitor", "api"})
 _TESTS = Path(__file__).resolve().parent
 
 
-def test_backends() -> tuple[str, ...]:
+def chosen_backends() -> tuple[str, ...]:
     """BACKENDS, or the ones ONTWATCH_TEST_BACKENDS names."""
     raw = os.environ.get("ONTWATCH_TEST_BACKENDS", "")
     chosen = tuple(b.strip() for b in raw.split(",") if b.strip()) or BACKENDS
@@ -68,9 +68,6 @@ def test_backends() -> tuple[str, ...]:
     if unknown:
         raise pytest.UsageError(f"ONTWATCH_TEST_BACKENDS: unknown backend(s) {sorted(unknown)}")
     return chosen
-
-
-test_backends.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,7 +80,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the suites' `db`-based tests once per backend (sqlite_only ones on SQLite)."""
     if "backend" not in metafunc.fixturenames:
         return
-    backends = test_backends()
+    backends = chosen_backends()
     folder = Path(metafunc.definition.path).resolve().relative_to(_TESTS).parts[0]
     if metafunc.definition.get_closest_marker("sqlite_only") or folder not in BOTH_BACKENDS_IN:
         backends = tuple(b for b in backends if b == "sqlite") or ("sqlite",)
