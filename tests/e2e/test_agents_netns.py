@@ -498,9 +498,8 @@ def test_a_cut_link_loses_nothing_and_replays_in_order(world: World) -> None:
         fresh = me["last_contact"] is not None and epoch(me["last_contact"]) > healed_at
         if fresh and not contact:
             contact.append(time.monotonic() - healed)
-        # The depth a report carries counts that report itself while it is being sent
-        # (agent/runner.py body()): a drained queue reports 0 or 1.
-        return fresh and me["queue_depth"] <= 1 and not me["lost"]
+        # A report carries the backlog behind it: 0 once the queue is drained.
+        return fresh and me["queue_depth"] == 0 and not me["lost"]
 
     poll(drained, 90, "POP-1's queue drained after the heal", w.why)
     want = {ids[a]: "ON", ids[b]: "OFF", ids[c]: "OFF", ids[x]: "ON", ids[calm]: "ON"}
