@@ -423,3 +423,58 @@ async def test_pg_listen_connection_lost_polls_then_listens_again(
     await p.leader.ingest(flip(p, clock, "3"))
     await wait_for(lambda: EngineView(p.standby).items() == EngineView(p.leader).items())
     assert_same_view(p.leader, p.standby)
+
+
+# -- the standby's pages and stream -----------------------------------------------------------
+
+
+async def test_a_standbys_event_stream_and_reads_follow_the_leader(
+    pair: Pair, clock: ManualClock
+) -> None:
+    """A real aiohttp app on the standby (its engine, its own connections): the leader's
+    commit arrives on the standby's /api/events as on the leader's, and its JSON reads agree."""
+    import aiohttp
+    from aiohttp import web
+
+    from api.app import create_app
+    from storage.queries import Queries
+    from tests.api.conftest import make_deps
+    from tests.web.sse_client import SseReader
+    from web.events import EventHub, HubConfig
+
+    await pair.leader.upsert(sample_onts(3))
+    await pair.follower.start()
+    reads = Queries(pair.follower.store.db)  # type: ignore[attr-defined]
+    app = create_app(make_deps(pair.standby, reads, clock, None))
+    hub = EventHub(
+        EngineView(pair.standby),
+        reads,
+        lang="en",
+        config=HubConfig(flush_interval=0.02, heartbeat=5.0),
+    )
+    hub.install(app)
+    await hub.start()
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/api/events") as stream,
+        ):
+            sse = SseReader(stream.content)
+            assert (await sse.frame()).event == "hello"
+            clock.advance(seconds=5)
+            await pair.leader.ingest(Observation.push("2", Status.OFF, 1, clock()))
+            frames = await sse.until("notifications")
+            onts = [o for f in frames if f.event == "onts" for o in f.data["onts"]]
+            assert [(o["id"], o["status"]) for o in onts] == [("2", "OFF")]
+            notes = [n for f in frames if f.event == "notifications" for n in f.data["items"]]
+            assert [n["id"] for n in notes] == [n.id for n in pair.led[-1].notices]
+            async with http.get(f"{base}/api/onts/2") as r:
+                assert r.status == 200 and (await r.json())["status"] == "OFF"
+    finally:
+        await runner.cleanup()
+        await hub.stop()
