@@ -8,6 +8,7 @@ import hashlib
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from operator import attrgetter
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,7 @@ from storage.agents import Agents
 from storage.database import Database
 from storage.outbox import BotMessages, ChatPrefs, OutboxStore, Subscription, Subscriptions
 from storage.probe import write_probe
+from storage.queries import Queries
 from storage.schema import MIGRATIONS, migrate_pg
 from storage.store import SqliteStore
 from storage.transfer import PG_ONLY_TABLES, TABLES
@@ -285,3 +287,33 @@ def test_connection_errors_mask_the_password(
     missing = pg_server.url("no_such_db").replace("ontwatch@", f"ontwatch:{PASSWORD}@")
     code, _, err = migrate(capsys, str(installation), missing)
     assert code == 1 and "no_such_db" in err
+
+
+async def test_the_service_loads_the_same_installation_from_the_copy(
+    installation: Path, target: str, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The engine's start-up load and the reads give the same answers on either database."""
+    from storage.pg import PgDatabase
+
+    assert migrate(capsys, str(installation), target)[0] == 0
+    lite, pg = await Database(installation).open(), await PgDatabase(pg_url).open()
+    try:
+        loaded = [await SqliteStore(d).load() for d in (lite, pg)]
+        listed = [await Queries(d).notifications() for d in (lite, pg)]
+        users = [await Users(d).all() for d in (lite, pg)]
+        agents = [await Agents(d).all() for d in (lite, pg)]
+    finally:
+        await lite.close()
+        await pg.close()
+    lite_load, pg_load = loaded  # the load has no order of its own: the engine keys by id
+    assert lite_load.outages and lite_load.mutes
+    for part, key in (
+        ("onts", "id"),
+        ("states", "ont_id"),
+        ("mutes", "target"),
+        ("outages", "area"),
+    ):
+        by = attrgetter(key)
+        assert sorted(getattr(lite_load, part), key=by) == sorted(getattr(pg_load, part), key=by)
+    assert listed[0] and listed[0] == listed[1]
+    assert users[0] == users[1] and agents[0] == agents[1]
