@@ -61,6 +61,7 @@ log = logging.getLogger("ontwatch")
 alerts_log = logging.getLogger("ontwatch.alerts")
 
 LOST_LEASE_STOP_SECONDS = 10.0  # bound on the shutdown after a lost lease; then exit anyway
+LOST_LEASE_GRACE_SECONDS = 1.0  # requests already received get their 503 before HTTP closes
 
 
 def utcnow() -> datetime:
@@ -557,11 +558,27 @@ class Service:
         fence keeps every write out either way; a hung shutdown must not keep a standby from
         being started in our place)."""
         try:
-            await asyncio.wait_for(self.stop(), LOST_LEASE_STOP_SECONDS)
+            await asyncio.wait_for(self._step_down(), LOST_LEASE_STOP_SECONDS)
         except Exception:
             log.exception("shutdown after the lost lease failed; exiting %d", EXIT_LOST_LEASE)
             logging.shutdown()
             os._exit(EXIT_LOST_LEASE)
+
+    async def _step_down(self) -> None:
+        """The duties first (Telegram polling, delivery, probes, jobs: the new leader runs
+        them now), then a moment in which HTTP answers what it already received (writes 503:
+        a frozen leader's backlog of pushes is refused, not reset), then the rest."""
+        if self.bot is not None:
+            await self.bot.stop()
+            self.bot = None
+        if self.prober is not None:
+            await self.prober.stop()
+            self.prober = None
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await asyncio.sleep(LOST_LEASE_GRACE_SECONDS)
+        await self.stop()
 
 
 def bot_config(s: Settings) -> BotConfig:

@@ -56,8 +56,13 @@ RELEASE_SQL = (
     " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s AND lease_until > now()"
 )
 CURRENT_SQL = "SELECT holder, epoch, since, lease_until, now() FROM leadership WHERE id = 1"
+# The share lock is held until the transaction ends: were the leader frozen inside one, the
+# standby's takeover would wait for as long as it stays frozen. So the same statement bounds
+# the transaction's idle time to the lease (set_config(..., true): this transaction only);
+# PostgreSQL ends a session idle in it longer, releasing the lock. A live leader idle that
+# long inside a transaction has lost its lease anyway: its own renewal waits on that lock.
 FENCE_SQL = (
-    "SELECT 1 FROM leadership"
+    "SELECT set_config('idle_in_transaction_session_timeout', %s, true) FROM leadership"
     " WHERE id = 1 AND holder = %s AND epoch = %s AND lease_until > now() FOR SHARE"
 )
 
@@ -86,10 +91,13 @@ class Fence:
     """PgDatabase.fence while this instance leads: refuses a write transaction once the lease
     is gone, and tells the role manager (on_lost) from whatever thread the writer runs on."""
 
-    def __init__(self, instance: str, epoch: int, on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self, instance: str, epoch: int, on_lost: Callable[[], None], *, idle_limit: float
+    ) -> None:
         self.instance, self.epoch, self.on_lost = instance, epoch, on_lost
         self.sql = FENCE_SQL
-        self.params: tuple[str, int] = (instance, epoch)
+        idle_ms = str(max(1, int(idle_limit * 1000)))
+        self.params: tuple[str, str, int] = (idle_ms, instance, epoch)
 
     def __call__(self, conn: Any) -> None:
         """The fence on a synchronous connection, inside its open transaction: a psycopg
@@ -164,7 +172,7 @@ class Lease:
     def fence(self, on_lost: Callable[[], None]) -> Fence:
         """The fence for the epoch we hold (acquire first)."""
         assert self.epoch is not None, "the lease is not held"
-        return Fence(self.instance, self.epoch, on_lost)
+        return Fence(self.instance, self.epoch, on_lost, idle_limit=self.ttl)
 
     async def _run(self, sql: str, params: dict[str, Any], *, returns: bool = True) -> list[Any]:
         """One statement on the lease connection, bounded in time; a broken connection is
@@ -198,6 +206,11 @@ class Lease:
 async def _create(conn: psycopg.AsyncConnection[Any]) -> None:
     """The table and its one row; two instances starting at once may race on CREATE TABLE
     IF NOT EXISTS (PostgreSQL then reports a duplicate), which means it exists."""
-    with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+    raced = (
+        psycopg.errors.UniqueViolation,
+        psycopg.errors.DuplicateTable,
+        psycopg.errors.DuplicateObject,  # 'type "leadership" already exists'
+    )
+    with contextlib.suppress(*raced):
         await conn.execute(CREATE_SQL)
     await conn.execute(SEED_SQL)

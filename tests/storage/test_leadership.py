@@ -126,16 +126,20 @@ async def test_takeover_waits_for_a_fenced_transaction_to_commit(leases: Any, pg
     fence = a.fence(lambda: None)
     async with await psycopg.AsyncConnection.connect(pg_url) as conn:
         await fence.run_async(conn)  # the row is share-locked until this transaction ends
+        # a long statement (busy, not idle: the idle limit does not end it)
+        busy = asyncio.create_task(conn.execute("SELECT pg_sleep(%s)", (TTL + 0.8,)))
         await asyncio.sleep(TTL + 0.2)
         takeover = asyncio.create_task(b.acquire())
         await asyncio.sleep(0.3)
         assert not takeover.done()  # waits on the row lock
+        await busy
         await conn.commit()
         assert await asyncio.wait_for(takeover, 5) is not None
 
 
 async def test_the_table_is_created_once_by_instances_starting_together(pg_url: str) -> None:
-    leases = await asyncio.gather(*(Lease(pg_url, f"i{n}", TTL).open() for n in range(4)))
+    # a long lease: a slow machine must not let a late acquire find the first one expired
+    leases = await asyncio.gather(*(Lease(pg_url, f"i{n}", 60).open() for n in range(4)))
     won = [epoch for epoch in await asyncio.gather(*(le.acquire() for le in leases)) if epoch]
     assert len(won) == 1
     for lease in leases:
@@ -163,3 +167,27 @@ async def test_pg_database_writes_only_while_its_fence_passes(leases: Any, pg_ur
         assert [tuple(r) for r in rows] == [("first",)]
     finally:
         await db.close()
+
+
+async def test_a_transaction_left_idle_past_the_lease_cannot_block_the_takeover(
+    leases: Any, pg_url: str
+) -> None:
+    """A leader frozen inside a fenced transaction: PostgreSQL ends that session after the
+    lease's length idle, releasing the share lock, so the standby takes over."""
+    a, b = await leases("a"), await leases("b")
+    await a.acquire()
+    fence = a.fence(lambda: None)
+    conn = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        await fence.run_async(conn)  # then "frozen": idle in transaction, lock held
+        started = asyncio.get_running_loop().time()
+        epoch = None
+        while epoch is None and asyncio.get_running_loop().time() - started < 3 * TTL + 3:
+            epoch = await b.acquire()
+            await asyncio.sleep(TTL / 3)
+        assert epoch is not None
+        assert asyncio.get_running_loop().time() - started <= 2 * TTL + 1.5
+        with pytest.raises(psycopg.Error):  # the frozen session was ended
+            await conn.execute("SELECT 1")
+    finally:
+        await conn.close()
