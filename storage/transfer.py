@@ -319,14 +319,16 @@ def copy_installation(
 
 
 def _same_tables(source: sqlite3.Connection, conn: psycopg.Connection[Any]) -> None:
-    """Both sides have exactly TABLES, with the same columns."""
+    """The file has exactly TABLES (a table left out would be data lost), the target at least
+    those (other tables of its own are left alone), with the same columns."""
     wanted = {t.name for t in TABLES}
-    src, dst = _sqlite_tables(source), _pg_tables(conn) - PG_ONLY_TABLES
-    if src != wanted or dst != wanted:
+    src, dst = _sqlite_tables(source), _pg_tables(conn)
+    if src != wanted:
         raise TransferError(
-            f"schema mismatch: file has {sorted(src ^ wanted)} and target has "
-            f"{sorted(dst ^ wanted)} beyond/short of the tables this ontwatch copies"
+            f"the file's tables are not the ones this ontwatch copies: {sorted(src ^ wanted)}"
         )
+    if wanted - dst:
+        raise TransferError(f"the target lacks tables: {sorted(wanted - dst)}")
     for table in TABLES:
         a, b = _sqlite_columns(source, table.name), _pg_columns(conn, table.name)
         if set(a) != set(b):

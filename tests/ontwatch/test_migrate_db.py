@@ -317,3 +317,23 @@ async def test_the_service_loads_the_same_installation_from_the_copy(
         assert sorted(getattr(lite_load, part), key=by) == sorted(getattr(pg_load, part), key=by)
     assert listed[0] and listed[0] == listed[1]
     assert users[0] == users[1] and agents[0] == agents[1]
+
+
+def test_tables_beyond_the_schema(
+    installation: Path, target: str, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table of the file this ontwatch does not know would be lost: refused. A table of the
+    target's own is left alone."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE other_app (x int)")
+        conn.execute("INSERT INTO other_app VALUES (7)")
+    with sqlite3.connect(installation) as lite:
+        lite.execute("CREATE TABLE local_notes (x int)")
+    code, _, err = migrate(capsys, str(installation), target)
+    assert code == 1 and "not the ones this ontwatch copies: ['local_notes']" in err
+    with sqlite3.connect(installation) as lite:
+        lite.execute("DROP TABLE local_notes")
+    code, _, err = migrate(capsys, str(installation), target)
+    assert code == 0, err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT x FROM other_app").fetchall() == [(7,)]
