@@ -42,7 +42,7 @@ from typing import Protocol, TypeVar
 
 from monitor.engine import Engine, LiveState
 from monitor.feed import Commit, Notice
-from monitor.model import id_sort_key
+from monitor.model import Ont, OntState, id_sort_key
 from monitor.ports import Snapshot
 
 log = logging.getLogger(__name__)
@@ -245,15 +245,18 @@ class Follower:
         eng = self.engine
         if notices:
             self.last_notice = max(self.last_notice, notices[-1].id)
-        if not (diff or notices):
+        if diff.live is None and not notices:
             return None
-        live = diff.live
-        if diff:
-            eng.hold(live)
+        if diff.live is not None:
+            held = [eng.onts, eng.states, eng.mutes, eng.outages, eng.area_index, eng.down_index]
+            eng.hold(diff.live)
+            # What the engine held is freed on a worker thread: letting go of 100,000 states
+            # on the loop took longer than swapping in the new ones.
+            asyncio.get_running_loop().run_in_executor(None, held.clear)
         commit = Commit(
             seq=eng.feed.next_seq(),
             at=eng.clock(),
-            changed=tuple((live.onts[i], live.states[i]) for i in diff.changed),
+            changed=diff.changed,
             deleted=diff.deleted,
             notices=tuple(notices),
             areas=diff.areas,
@@ -266,26 +269,27 @@ class Follower:
 class Diff:
     """A stored state next to what the engine holds: the new live state and what differs."""
 
-    live: LiveState  # dictionaries and indexes, built on the worker thread
-    changed: tuple[str, ...]  # inventory or state differs (or new), in id order
-    deleted: tuple[str, ...]
-    areas: tuple[str, ...]  # mass outage opened, changed or ended
-    mutes_changed: bool
-
-    def __bool__(self) -> bool:
-        return bool(self.changed or self.deleted or self.areas or self.mutes_changed)
+    live: LiveState | None  # dictionaries and indexes built on the worker thread; None: same
+    changed: tuple[tuple[Ont, OntState], ...] = ()  # inventory or state differs, in id order
+    deleted: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()  # mass outage opened, changed or ended
 
     @classmethod
     def between(cls, eng: Engine, snap: Snapshot) -> Diff:
-        """What snap changes in the engine's state (a state without its ONT is dropped)."""
+        """What snap changes in the engine's state (a state without its ONT is dropped).
+
+        Run on a worker thread: when nothing changed, the new dictionaries are let go there.
+        """
         ids = {o.id for o in snap.onts}
         live = LiveState.of(replace(snap, states=[s for s in snap.states if s.ont_id in ids]))
         changed = changed_keys(eng.onts, live.onts) | changed_keys(eng.states, live.states)
-        gone = eng.outages.keys() - live.outages.keys()
+        deleted = eng.onts.keys() - live.onts.keys()
+        areas = changed_keys(eng.outages, live.outages) | (eng.outages.keys() - live.outages.keys())
+        if not (changed or deleted or areas or live.mutes != eng.mutes):
+            return cls(None)
         return cls(
             live,
-            changed=tuple(sorted(changed, key=id_sort_key)),
-            deleted=tuple(sorted(eng.onts.keys() - live.onts.keys(), key=id_sort_key)),
-            areas=tuple(sorted(changed_keys(eng.outages, live.outages) | gone)),
-            mutes_changed=live.mutes != eng.mutes,
+            changed=tuple((live.onts[i], live.states[i]) for i in sorted(changed, key=id_sort_key)),
+            deleted=tuple(sorted(deleted, key=id_sort_key)),
+            areas=tuple(sorted(areas)),
         )
