@@ -8,7 +8,10 @@ on); a push load follows whichever leads (tests/e2e/failover_harness.py) and a s
 alerts flows to the fake Telegram. Each round `kill -9`s the leader mid-load, times the
 takeover (kill to the first push the other instance acknowledges), then starts the killed
 one again as a standby, as its supervisor would. At the end: acknowledged pushes lost,
-alerts lost and duplicate messages over all the takeovers. Loopback only; every wait bounded.
+alerts lost and duplicate messages over all the takeovers. Then (--bulk N, 0 = skip) one
+bulk push of N problems on the leader: how long it takes, whether the leader keeps its
+lease, and the longest its lease renewal was seen waiting on a lock meanwhile (the fence's
+FOR SHARE lock is held for each write transaction). Loopback only; every wait bounded.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +49,46 @@ def one_takeover(
     leader.kill9()
     wait_until(lambda: first_ack_after(load, standby.base, t_kill), bound, "takeover")
     return (first_ack_after(load, standby.base, t_kill) or t_kill) - t_kill
+
+
+RENEWAL_WAIT_SQL = (
+    "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM now() - query_start)), 0) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    " AND query LIKE 'UPDATE leadership SET lease_until%%'"
+)
+
+
+def bulk_on_leader(url: str, leader: ServiceProcess, n: int) -> None:
+    """One bulk push of n problems on the leader, the renewal's lock waits sampled meanwhile."""
+    rows = fh.inventory(n)
+    for k in range(0, len(rows), 5000):
+        assert fh.post(leader.base, "/api/onts/import", rows[k : k + 5000], timeout=120)[0] == 200
+    before = fh.lease(url)
+    body = [{"id": f"L{i}", "status": "OFF", "rto_count": 1} for i in range(1, n + 1)]
+    waits: list[float] = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            waits.append(float(fh.sql(url, RENEWAL_WAIT_SQL)[0][0]))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.monotonic()
+    try:
+        code, _ = fh.post(leader.base, "/api/ont-status", body, timeout=120)
+    except OSError as exc:
+        code = type(exc).__name__
+    took = time.monotonic() - t0
+    time.sleep(2.0)
+    done.set()
+    sampler.join(10)
+    after = fh.lease(url)
+    print(
+        f"bulk push of {n} problems on the leader: {code} in {took:.2f} s; lease "
+        f"{'kept' if after == before else f'lost ({before} -> {after})'}; its renewal seen "
+        f"waiting on a lock for up to {max(waits):.2f} s"
+    )
 
 
 def run(args: argparse.Namespace, server: test_pg.PgServer, tmp: Path) -> None:
@@ -81,6 +125,8 @@ def run(args: argparse.Namespace, server: test_pg.PgServer, tmp: Path) -> None:
             time.sleep(2.0)
             lost = fh.lost_acks(survivor, out.acks)
             alerts = fh.count_alerts(fake, fh.stored_alert_words(url))
+            if args.bulk:
+                bulk_on_leader(url, survivor, args.bulk)
         finally:
             for svc in procs.values():
                 svc.stop()
@@ -107,6 +153,7 @@ def main() -> None:
     ap.add_argument("--takeovers", type=int, default=4)
     ap.add_argument("--lease", type=float, default=3.0)
     ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--bulk", type=int, default=20_000)
     args = ap.parse_args()
     reason = test_pg.skip_reason()
     if reason:
