@@ -24,10 +24,12 @@ Wiring (ontwatch/service.py, a standby)::
 as its connection lasts: it calls `wake()` once as soon as LISTEN is in effect and then on
 every notification (wake may be called from any thread), and returns or raises when the
 connection is lost (storage.follow.commit_listener does this on PostgreSQL). `listen=None`
-(SQLite) polls. While the listen connection is down the follower polls every `poll_every` seconds and
-tries to listen again every `retry_every`; while it is up it still reloads every
+(SQLite) polls. While the listen connection is down the follower polls every `poll_every`
+seconds and tries to listen again every `retry_every`; while it is up it still reloads every
 `safety_every` seconds in case a notification was lost. Reloads are debounced: at most one
-every `min_interval` seconds (5 a second), however many commits the leader makes.
+every `min_interval` seconds (5 a second), however many commits the leader makes. Reading,
+decoding and diffing run on worker threads; the loop only swaps the new state in and
+publishes (bench/follower_bench.py: ~1 ms of loop time a reload of 10,000 ONTs).
 """
 
 from __future__ import annotations
