@@ -114,14 +114,17 @@ def drain_alerts(pg_url: str, limit: float = 90) -> None:
 
 
 def test_kill9_of_the_leader_loses_no_push_and_no_alert(pair: Pair) -> None:
-    """kill -9 of A mid-load: B takes over; every acknowledged push is stored, every alert
-    delivered, at most one duplicate message."""
+    """kill -9 of A mid-load, with an alert message in flight (Telegram holds A's send
+    unanswered): B takes over; every acknowledged push is stored, every alert delivered —
+    the one in flight too, resent by B — and at most one duplicate message."""
     _, epoch_a = lease(pair.pg_url)
     with PushLoad(pair.followers(), clients=CLIENTS, load_onts=LOAD_ONTS) as load:
         wait_until(lambda: len(load.out.acks) >= 300, 30, "load under way")
-        time.sleep(1.0)
+        pair.fake.control("hang", methods=["sendMessage"])
+        in_flight = wait_until(lambda: pair.fake.control("state")["hung_requests"], 20, "a send")
         t_kill = time.monotonic()
         pair.a.kill9()
+        pair.fake.control("clear_faults")  # Telegram answers again (A's parked send: 502)
         wait_until(
             lambda: first_ack_after(load, pair.b.base, t_kill), TAKEOVER_BOUND + 10, "B acks"
         )
@@ -136,6 +139,7 @@ def test_kill9_of_the_leader_loses_no_push_and_no_alert(pair: Pair) -> None:
         "E2E failover kill -9",
         takeover_s=f"{takeover:.2f}",
         lease_s=LEASE_SECONDS,
+        sends_in_flight=in_flight,
         acked=len(out.acks),
         acked_lost=len(lost),
         unanswered=len(out.unanswered),
