@@ -263,6 +263,8 @@ def test_a_frozen_leader_writes_nothing_after_it_resumes(pair: Pair, tmp_path: P
     lost = lost_acks(pair.b, out.acks)
     late_claims = claims_after(pair.pg_url, epoch_a)
     late = written_late(pair.pg_url, xid, frozen_at)
+    drain_alerts(pair.pg_url)
+    alerts = count_alerts(pair.fake, stored_alert_words(pair.pg_url))
     figure(
         "E2E failover SIGSTOP",
         frozen_s=f"{frozen:.1f}",
@@ -278,6 +280,9 @@ def test_a_frozen_leader_writes_nothing_after_it_resumes(pair: Pair, tmp_path: P
         a_exit_after_s=f"{stepped_down:.2f}",
         acked=len(out.acks),
         acked_lost=len(lost),
+        alerts_stored=alerts.stored,
+        alerts_lost=alerts.lost,
+        duplicate_messages=alerts.duplicate_messages,
         epochs=f"{epoch_a}->{epoch_b}",
     )
     assert frozen > LEASE_SECONDS
@@ -288,6 +293,7 @@ def test_a_frozen_leader_writes_nothing_after_it_resumes(pair: Pair, tmp_path: P
     assert late == {"history": 0, "notifications": 0}, late
     assert pair.a.proc.returncode == 75  # EX_TEMPFAIL: lost the lease (docs/operations.md)
     assert lost == [], lost[:5]
+    assert alerts.lost == 0 and alerts.duplicate_messages <= 1  # one takeover
     assert 0 < takeover <= FROZEN_TAKEOVER_BOUND
     again = start_instance(tmp_path, pair.a.env, "A")
     try:
