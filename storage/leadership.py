@@ -61,9 +61,21 @@ CURRENT_SQL = "SELECT holder, epoch, since, lease_until, now() FROM leadership W
 # the transaction's idle time to the lease (set_config(..., true): this transaction only);
 # PostgreSQL ends a session idle in it longer, releasing the lock. A live leader idle that
 # long inside a transaction has lost its lease anyway: its own renewal waits on that lock.
+# The fenced transaction also carries the name FENCED_NAME + epoch (application_name, this
+# transaction only): a leader frozen mid-statement (a pipelined group commit waiting for its
+# client) is bounded by no timeout, so a standby that finds the lease expired but its
+# takeover blocked by that lock ends the expired epoch's fenced sessions (END_EXPIRED_SQL).
+# Nothing is lost: an uncommitted transaction was acknowledged to nobody.
+FENCED_NAME = "ontwatch-fenced "
 FENCE_SQL = (
-    "SELECT set_config('idle_in_transaction_session_timeout', %s, true) FROM leadership"
+    "SELECT set_config('idle_in_transaction_session_timeout', %s, true),"
+    " set_config('application_name', %s, true) FROM leadership"
     " WHERE id = 1 AND holder = %s AND epoch = %s AND lease_until > now() FOR SHARE"
+)
+END_EXPIRED_SQL = (
+    "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a, leadership l"
+    " WHERE l.id = 1 AND l.lease_until < now() AND a.datname = current_database()"
+    f" AND a.application_name = '{FENCED_NAME}' || l.epoch AND a.pid <> pg_backend_pid()"
 )
 
 
@@ -97,7 +109,7 @@ class Fence:
         self.instance, self.epoch, self.on_lost = instance, epoch, on_lost
         self.sql = FENCE_SQL
         idle_ms = str(max(1, int(idle_limit * 1000)))
-        self.params: tuple[str, str, int] = (idle_ms, instance, epoch)
+        self.params: tuple[str, str, str, int] = (idle_ms, f"{FENCED_NAME}{epoch}", instance, epoch)
 
     def __call__(self, conn: Any) -> None:
         """The fence on a synchronous connection, inside its open transaction: a psycopg
@@ -144,10 +156,36 @@ class Lease:
             self._conn = None
 
     async def acquire(self) -> int | None:
-        """Take the lease when it ran out (or is already ours): the new epoch, else None."""
-        rows = await self._run(ACQUIRE_SQL, {"me": self.instance, "ttl": self.ttl})
+        """Take the lease when it ran out (or is already ours): the new epoch, else None.
+
+        The takeover waits at most lock_timeout for a fenced transaction of the old leader;
+        if the lease has run out meanwhile, that leader is frozen or cut off inside it: its
+        fenced sessions are ended and the takeover tried once more.
+        """
+        params = {"me": self.instance, "ttl": self.ttl}
+        try:
+            rows = await self._run(ACQUIRE_SQL, params)
+        except psycopg.errors.LockNotAvailable:
+            if not await self._end_expired():
+                return None
+            await asyncio.sleep(0.1)  # the ended sessions' locks go with them
+            try:
+                rows = await self._run(ACQUIRE_SQL, params)
+            except psycopg.errors.LockNotAvailable:
+                return None
         self.epoch = int(rows[0][0]) if rows else None
         return self.epoch
+
+    async def _end_expired(self) -> int:
+        """End the sessions fenced under an expired epoch (how many were ended)."""
+        try:
+            ended = int((await self._run(END_EXPIRED_SQL, {}))[0][0])
+        except psycopg.errors.InsufficientPrivilege as exc:
+            log.warning("cannot end the expired leader's sessions (%s): use one database role", exc)
+            return 0
+        if ended:
+            log.warning("ended %d session(s) of the expired leader blocking the takeover", ended)
+        return ended
 
     async def renew(self) -> bool:
         """Extend our lease by ttl; False when it is no longer ours (another epoch holds it)."""
@@ -180,7 +218,11 @@ class Lease:
         async with self._lock:
             try:
                 return await asyncio.wait_for(self._execute(sql, params, returns), LEASE_TIMEOUT)
-            except (psycopg.Error, OSError, TimeoutError):
+            except psycopg.Error:
+                if self._conn is None or self._conn.broken or self._conn.closed:
+                    await self.close()  # a statement's error (a lock timeout) keeps it
+                raise
+            except (OSError, TimeoutError):
                 await self.close()
                 raise
 
@@ -196,6 +238,11 @@ class Lease:
             )
             try:
                 await _create(conn)
+                # a takeover waits for a fenced transaction at most a third of the lease
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', %s, false)",
+                    (str(max(1, int(self.ttl * 1000 / 3))),),
+                )
             except BaseException:
                 await conn.close()
                 raise

@@ -120,20 +120,22 @@ def test_fence_on_a_synchronous_connection(pg_url: str) -> None:
 
 
 async def test_takeover_waits_for_a_fenced_transaction_to_commit(leases: Any, pg_url: str) -> None:
-    """FOR SHARE: a write that passed the fence commits before the epoch moves."""
-    a, b = await leases("a"), await leases("b")
+    """FOR SHARE: a write that passed the fence commits before the epoch moves (the takeover
+    waits for it, up to its lock_timeout of a third of the lease)."""
+    ttl = 3.0
+    a, b = await leases("a", ttl=ttl), await leases("b", ttl=ttl)
     await a.acquire()
     fence = a.fence(lambda: None)
     async with await psycopg.AsyncConnection.connect(pg_url) as conn:
         await fence.run_async(conn)  # the row is share-locked until this transaction ends
-        # a long statement (busy, not idle: the idle limit does not end it)
-        busy = asyncio.create_task(conn.execute("SELECT pg_sleep(%s)", (TTL + 0.8,)))
-        await asyncio.sleep(TTL + 0.2)
+        # a long statement (busy, not idle), ending just after the lease
+        busy = asyncio.create_task(conn.execute("SELECT pg_sleep(%s)", (ttl + 0.4,)))
+        await asyncio.sleep(ttl + 0.2)
         takeover = asyncio.create_task(b.acquire())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.1)
         assert not takeover.done()  # waits on the row lock
         await busy
-        await conn.commit()
+        await conn.commit()  # committed under the old epoch, before the takeover
         assert await asyncio.wait_for(takeover, 5) is not None
 
 
@@ -189,5 +191,48 @@ async def test_a_transaction_left_idle_past_the_lease_cannot_block_the_takeover(
         assert asyncio.get_running_loop().time() - started <= 2 * TTL + 1.5
         with pytest.raises(psycopg.Error):  # the frozen session was ended
             await conn.execute("SELECT 1")
+    finally:
+        await conn.close()
+
+
+async def test_a_standby_ends_the_expired_leaders_session_that_blocks_it(
+    leases: Any, pg_url: str
+) -> None:
+    """A leader frozen mid-statement is bounded by no timeout: once the lease ran out, the
+    standby's blocked takeover ends the sessions fenced under the expired epoch."""
+    from storage.leadership import Fence
+
+    a, b = await leases("a"), await leases("b")
+    epoch = await a.acquire()
+    assert epoch is not None
+    fence = Fence("a", epoch, lambda: None, idle_limit=60)  # no idle limit to help
+    conn = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        await fence.run_async(conn)  # the share lock, held
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        taken = None
+        while taken is None and loop.time() - started < 10:
+            taken = await b.acquire()
+            if taken is None:
+                await asyncio.sleep(TTL / 3)
+        assert taken == epoch + 1
+        assert loop.time() - started <= TTL + TTL / 3 + 1.0
+        with pytest.raises(psycopg.Error):  # its session was ended: nothing it held commits
+            await conn.execute("SELECT 1")
+    finally:
+        await conn.close()
+
+
+async def test_a_live_leaders_transaction_is_not_ended(leases: Any, pg_url: str) -> None:
+    """While the lease is valid the standby only waits (lock_timeout) and ends nothing."""
+    a, b = await leases("a", ttl=30), await leases("b", ttl=3)
+    await a.acquire()
+    conn = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        await a.fence(lambda: None).run_async(conn)
+        assert await b.acquire() is None  # waited its lock_timeout, then gave up
+        await conn.execute("SELECT 1")  # still alive
+        await conn.commit()
     finally:
         await conn.close()
