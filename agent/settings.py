@@ -7,21 +7,18 @@ SettingsError naming the variable — never echoing the token.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
-from ontwatch.settings import SecretFileSource, SettingsError
+from ontwatch.settings import SecretFileSource, SettingsError, layered_sources
 
 __all__ = ["AgentSettings", "SettingsError", "load_agent_settings"]
 
@@ -111,18 +108,8 @@ class AgentSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Priority: arguments, environment, the token file, then the TOML file."""
-        sources: list[PydanticBaseSettingsSource] = [
-            init_settings,
-            env_settings,
-            AgentSecretFileSource(settings_cls),
-        ]
-        config = os.environ.get("ONTWATCH_CONFIG")
-        if config:
-            path = Path(config)
-            if not path.is_file():
-                raise SettingsError(f"ONTWATCH_CONFIG: not a readable file: {config}")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        secrets = AgentSecretFileSource(settings_cls)
+        return layered_sources(settings_cls, init_settings, env_settings, secrets)
 
     @property
     def queue_max_bytes(self) -> int:
@@ -138,16 +125,7 @@ class AgentSettings(BaseSettings):
 class AgentSecretFileSource(SecretFileSource):
     """ONTWATCH_AGENT_TOKEN_FILE, read like the service's *_FILE secrets."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """The token from its file, if ONTWATCH_AGENT_TOKEN_FILE is set."""
-        var = AGENT_SECRET_FILE_VARS.get(field_name)
-        if var is None or not os.environ.get(var):
-            return None, field_name, False
-        path = Path(os.environ[var])
-        try:
-            return path.read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as exc:
-            raise SettingsError(f"{var}: cannot read {path}: {exc.strerror}") from None
+    file_vars = AGENT_SECRET_FILE_VARS
 
 
 def load_agent_settings(**overrides: Any) -> AgentSettings:

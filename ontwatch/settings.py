@@ -303,20 +303,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Priority: arguments, environment, *_FILE secrets, then the TOML file."""
-        sources: list[PydanticBaseSettingsSource] = [
-            init_settings,
-            env_settings,
-            SecretFileSource(settings_cls),
-        ]
-        config = os.environ.get("ONTWATCH_CONFIG")
-        if config:
-            path = Path(config)
-            if not path.exists():
-                raise SettingsError(f"ONTWATCH_CONFIG: no such file: {config}")
-            if not path.is_file():
-                raise SettingsError(f"ONTWATCH_CONFIG: not a regular file: {config}")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        secrets = SecretFileSource(settings_cls)
+        return layered_sources(settings_cls, init_settings, env_settings, secrets)
 
     # -- derived ------------------------------------------------------------------------
 
@@ -390,12 +378,34 @@ SECRET_FILE_VARS = {
 }
 
 
+def layered_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    secrets: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Arguments, environment, *_FILE secrets, then the TOML file ONTWATCH_CONFIG names:
+    the order of the service's settings and of the agent's."""
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, secrets]
+    config = os.environ.get("ONTWATCH_CONFIG")
+    if config:
+        path = Path(config)
+        if not path.exists():
+            raise SettingsError(f"ONTWATCH_CONFIG: no such file: {config}")
+        if not path.is_file():
+            raise SettingsError(f"ONTWATCH_CONFIG: not a regular file: {config}")
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+    return tuple(sources)
+
+
 class SecretFileSource(PydanticBaseSettingsSource):
     """Reads TELEGRAM_BOT_TOKEN_FILE / ONTWATCH_API_TOKEN_FILE (Docker and systemd secrets)."""
 
+    file_vars: dict[str, str] = SECRET_FILE_VARS  # field name -> its *_FILE variable
+
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """Value of one field from its *_FILE variable, if set."""
-        var = SECRET_FILE_VARS.get(field_name)
+        var = self.file_vars.get(field_name)
         if var is None or not os.environ.get(var):
             return None, field_name, False
         path = Path(os.environ[var])
