@@ -36,7 +36,7 @@ from agent.queue import Queued, QueueError, ReportQueue
 from agent.settings import AgentSettings
 from agent.tracker import Step, Tracker
 from monitor.agents import Assignment
-from monitor.rounds import Echo, Round, Sweeps, probe_round
+from monitor.rounds import Echo, Round, Sweeps, probe_round, sweep_forever
 
 log = logging.getLogger("agent")
 
@@ -274,23 +274,10 @@ class AgentRunner:
         if self.assignment is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._first_fetch.wait(), min(self.interval, 5.0))
-        while True:
-            started = time.monotonic()
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; trying again next interval")
-            elapsed = time.monotonic() - started
-            if elapsed > self.interval:
-                self.overruns += 1
-                log.warning(
-                    "sweep took %.2f s, longer than the %.1f s interval; the next starts now",
-                    elapsed,
-                    self.interval,
-                )
-            await asyncio.sleep(max(0.0, self.interval - elapsed))
+        await sweep_forever(self.interval, self.sweep_once, self._overran)
+
+    def _overran(self) -> None:
+        self.overruns += 1
 
     async def sweep_once(self) -> int:
         """One round, one report into the queue (durably); the report's seq."""

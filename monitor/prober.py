@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.engine import Engine
 from monitor.model import Event, EventKind, Observation, Ont, Reason, ReasonCode, Severity, Status
 from monitor.ports import Clock
-from monitor.rounds import MIN_GATE_TARGETS, Round, Sweeps, gate_holds, probe_round
+from monitor.rounds import MIN_GATE_TARGETS, Round, Sweeps, gate_holds, probe_round, sweep_forever
 
 __all__ = ["APPLY_SLICE", "MIN_GATE_TARGETS", "Prober", "SweepReport", "Sweeps", "gate_holds"]
 
@@ -76,24 +75,10 @@ class Prober:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; trying again next interval")
-            elapsed = time.monotonic() - started
-            if elapsed > self.interval:
-                self.overruns += 1
-                log.warning(
-                    "sweep took %.2f s, longer than the %.1f s probe interval; the next one "
-                    "starts now (sweeps never overlap)",
-                    elapsed,
-                    self.interval,
-                )
-            await asyncio.sleep(max(0.0, self.interval - elapsed))
+        await sweep_forever(self.interval, self.sweep_once, self._overran)
+
+    def _overran(self) -> None:
+        self.overruns += 1
 
     def targets(self) -> dict[str, list[str]]:
         """ONT ids by IP, for every ONT whose IP can be probed and no agent sweeps."""

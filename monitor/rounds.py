@@ -22,6 +22,8 @@ told the first sweep's echoes before the retry goes out.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from datetime import datetime
 from typing import Protocol
 
 from monitor.sweep import SweepResult
+
+log = logging.getLogger(__name__)
 
 # With fewer probed addresses than this, "all silent" may be real: the self-health gate stays off.
 MIN_GATE_TARGETS = 10
@@ -189,3 +193,29 @@ async def probe_round(
     lost = sum(1 for a in canaries if not second.results[a].replied)
     held = gate_holds(len(canaries), lost, silent_share)
     return _summary(targets, echoes, errors, started, held, len(retry), len(canaries), lost)
+
+
+async def sweep_forever(
+    interval: float, sweep_once: Callable[[], Awaitable[object]], overran: Callable[[], None]
+) -> None:
+    """Rounds back to back at the interval (the central prober's and each agent's loop): a
+    round never overlaps the next; one that fails is logged and tried again next interval;
+    one longer than the interval is logged and counted (overran), and the next starts now."""
+    while True:
+        started = time.monotonic()
+        try:
+            await sweep_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sweep failed; trying again next interval")
+        elapsed = time.monotonic() - started
+        if elapsed > interval:
+            overran()
+            log.warning(
+                "sweep took %.2f s, longer than the %.1f s interval; the next one starts now "
+                "(sweeps never overlap)",
+                elapsed,
+                interval,
+            )
+        await asyncio.sleep(max(0.0, interval - elapsed))
