@@ -11,7 +11,7 @@ one again as a standby, as its supervisor would. At the end: acknowledged pushes
 alerts lost and duplicate messages over all the takeovers. Then (--bulk N, 0 = skip) one
 bulk push of N problems on the leader: how long it takes, whether the leader keeps its
 lease, and the longest its lease renewal was seen waiting on a lock meanwhile (the fence's
-FOR SHARE lock is held for each write transaction). Loopback only; every wait bounded.
+FOR KEY SHARE lock is held for each write transaction; the renewal must not wait on it). Loopback only; every wait bounded.
 """
 
 from __future__ import annotations

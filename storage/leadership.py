@@ -7,10 +7,12 @@ wins the row or does not. The row is created idempotently when the lease opens (
 IF NOT EXISTS), not by the schema's migrations: it belongs to the running instances, not to
 the data, so `migrate-db` and backups have nothing to copy for it.
 
-Fencing: every write transaction of the leader starts with `Fence`'s SELECT … FOR SHARE. The
-share lock on the row means a standby's takeover UPDATE waits until that transaction has
-committed, and a transaction that starts after the lease moved or ran out finds no row and
-raises NotLeader before it has written anything.
+Fencing: every write transaction of the leader starts with `Fence`'s SELECT … FOR KEY SHARE.
+A takeover first locks the row FOR UPDATE, which conflicts with that lock, so it waits until
+the transaction has committed; the leader's own renewal (an UPDATE of no key column) does not
+conflict, so a long bulk write never starves the lease it runs under. A transaction that
+starts after the lease moved or ran out finds no row and raises NotLeader before it has
+written anything.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ CREATE_SQL = (
     " lease_until timestamptz NOT NULL DEFAULT now())"
 )
 SEED_SQL = "INSERT INTO leadership (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
+# The takeover's lock: FOR UPDATE waits for every fenced transaction (FOR KEY SHARE), which the
+# UPDATE alone (FOR NO KEY UPDATE) would not. Both run in one transaction.
+LOCK_SQL = "SELECT id FROM leadership WHERE id = 1 FOR UPDATE"
 ACQUIRE_SQL = (
     "UPDATE leadership SET holder = %(me)s, epoch = epoch + 1, since = now(),"
     " lease_until = now() + make_interval(secs => %(ttl)s)"
@@ -56,11 +61,11 @@ RELEASE_SQL = (
     " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s AND lease_until > now()"
 )
 CURRENT_SQL = "SELECT holder, epoch, since, lease_until, now() FROM leadership WHERE id = 1"
-# The share lock is held until the transaction ends: were the leader frozen inside one, the
-# standby's takeover would wait for as long as it stays frozen. So the same statement bounds
-# the transaction's idle time to the lease (set_config(..., true): this transaction only);
-# PostgreSQL ends a session idle in it longer, releasing the lock. A live leader idle that
-# long inside a transaction has lost its lease anyway: its own renewal waits on that lock.
+# The key-share lock is held until the transaction ends: were the leader frozen inside one,
+# the standby's takeover would wait for as long as it stays frozen. So the same statement
+# bounds the transaction's idle time to the lease (set_config(..., true): this transaction
+# only); PostgreSQL ends a session idle in it longer, releasing the lock. A live leader is
+# never idle that long inside a transaction.
 # The fenced transaction also carries the name FENCED_NAME + epoch (application_name, this
 # transaction only): a leader frozen mid-statement (a pipelined group commit waiting for its
 # client) is bounded by no timeout, so a standby that finds the lease expired but its
@@ -70,7 +75,7 @@ FENCED_NAME = "ontwatch-fenced "
 FENCE_SQL = (
     "SELECT set_config('idle_in_transaction_session_timeout', %s, true),"
     " set_config('application_name', %s, true) FROM leadership"
-    " WHERE id = 1 AND holder = %s AND epoch = %s AND lease_until > now() FOR SHARE"
+    " WHERE id = 1 AND holder = %s AND epoch = %s AND lease_until > now() FOR KEY SHARE"
 )
 END_EXPIRED_SQL = (
     "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a, leadership l"
@@ -164,13 +169,13 @@ class Lease:
         """
         params = {"me": self.instance, "ttl": self.ttl}
         try:
-            rows = await self._run(ACQUIRE_SQL, params)
+            rows = await self._run(ACQUIRE_SQL, params, locked=True)
         except psycopg.errors.LockNotAvailable:
             if not await self._end_expired():
                 return None
             await asyncio.sleep(0.1)  # the ended sessions' locks go with them
             try:
-                rows = await self._run(ACQUIRE_SQL, params)
+                rows = await self._run(ACQUIRE_SQL, params, locked=True)
             except psycopg.errors.LockNotAvailable:
                 return None
         self.epoch = int(rows[0][0]) if rows else None
@@ -212,12 +217,16 @@ class Lease:
         assert self.epoch is not None, "the lease is not held"
         return Fence(self.instance, self.epoch, on_lost, idle_limit=self.ttl)
 
-    async def _run(self, sql: str, params: dict[str, Any], *, returns: bool = True) -> list[Any]:
-        """One statement on the lease connection, bounded in time; a broken connection is
-        dropped so that the next call reconnects."""
+    async def _run(
+        self, sql: str, params: dict[str, Any], *, returns: bool = True, locked: bool = False
+    ) -> list[Any]:
+        """One statement on the lease connection (after LOCK_SQL in one transaction when
+        `locked`), bounded in time; a broken connection is dropped so that the next call
+        reconnects."""
         async with self._lock:
+            work = self._execute(sql, params, returns, locked)
             try:
-                return await asyncio.wait_for(self._execute(sql, params, returns), LEASE_TIMEOUT)
+                return await asyncio.wait_for(work, LEASE_TIMEOUT)
             except psycopg.Error:
                 if self._conn is None or self._conn.broken or self._conn.closed:
                     await self.close()  # a statement's error (a lock timeout) keeps it
@@ -226,10 +235,17 @@ class Lease:
                 await self.close()
                 raise
 
-    async def _execute(self, sql: str, params: dict[str, Any], returns: bool) -> list[Any]:
+    async def _execute(
+        self, sql: str, params: dict[str, Any], returns: bool, locked: bool
+    ) -> list[Any]:
         conn = await self._connection()
-        cur = await conn.execute(sql, params)
-        return await cur.fetchall() if returns else []
+        if not locked:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if returns else []
+        async with conn.transaction():
+            await conn.execute(LOCK_SQL)
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if returns else []
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:

@@ -120,8 +120,9 @@ def test_fence_on_a_synchronous_connection(pg_url: str) -> None:
 
 
 async def test_takeover_waits_for_a_fenced_transaction_to_commit(leases: Any, pg_url: str) -> None:
-    """FOR SHARE: a write that passed the fence commits before the epoch moves (the takeover
-    waits for it, up to its lock_timeout of a third of the lease)."""
+    """FOR KEY SHARE against the takeover's FOR UPDATE: a write that passed the fence commits
+    before the epoch moves (the takeover waits for it, up to its lock_timeout of a third of
+    the lease)."""
     ttl = 3.0
     a, b = await leases("a", ttl=ttl), await leases("b", ttl=ttl)
     await a.acquire()
@@ -137,6 +138,25 @@ async def test_takeover_waits_for_a_fenced_transaction_to_commit(leases: Any, pg
         await busy
         await conn.commit()  # committed under the old epoch, before the takeover
         assert await asyncio.wait_for(takeover, 5) is not None
+
+
+async def test_renewal_never_waits_for_the_leaders_own_fenced_transaction(
+    leases: Any, pg_url: str
+) -> None:
+    """A bulk write (one long fenced transaction) must not starve the lease it runs under:
+    the renewal's UPDATE does not conflict with the fence's lock (with FOR SHARE it waited
+    its lock_timeout and failed, and the leader gave up its lease in the middle of a push)."""
+    ttl = 3.0
+    a = await leases("a", ttl=ttl)
+    await a.acquire()
+    before = await a.current()
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        await a.fence(lambda: None).run_async(conn)  # held through the renewals below
+        for _ in range(3):
+            assert await asyncio.wait_for(a.renew(), ttl / 2)
+        after = await a.current()
+        await conn.commit()
+    assert after.epoch == before.epoch and after.lease_until > before.lease_until
 
 
 async def test_the_table_is_created_once_by_instances_starting_together(pg_url: str) -> None:
