@@ -63,6 +63,7 @@ class RoleManager:
         self._deadline = 0.0  # monotonic time by which our lease surely ends, unless renewed
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._duties_settled = asyncio.Event()  # become_leader returned or raised
 
     @property
     def instance(self) -> str:
@@ -73,6 +74,12 @@ class RoleManager:
         """Run the standby loop (then the renewals) in the background."""
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="ontwatch-leader")
+
+    async def duties_settled(self) -> None:
+        """Once we lead: until become_leader has returned (or failed), so that a shutdown
+        never stops the duties while a takeover is still starting them."""
+        if self.role == LEADER:
+            await self._duties_settled.wait()
 
     async def halt(self) -> None:
         """Stop trying and renewing (the lease, if held, stays ours until it runs out)."""
@@ -128,6 +135,8 @@ class RoleManager:
                 log.exception("the leader's duties did not start")
                 self._lose(f"the leader's duties did not start: {exc}")
                 return
+            finally:
+                self._duties_settled.set()
             await renewals
         finally:
             renewals.cancel()

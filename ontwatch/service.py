@@ -489,6 +489,8 @@ class Service:
         database."""
         if self.role is not None and self.role.role != LEADER:
             await self.role.halt()  # no takeover half-way through the shutdown
+        elif self.role is not None:
+            await self.role.duties_settled()  # a takeover's duties finish starting first
         if self.follower is not None:
             await self.follower.stop()
             self.follower = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -227,6 +228,36 @@ async def test_the_lease_is_renewed_while_the_duties_start(pg_url: str) -> None:
     finally:
         await manager.stop()
         await other.close()
+
+
+async def test_a_stop_during_a_takeover_waits_for_its_duties_then_stops_them(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM while a takeover is still starting the duties: the stop waits for them, then
+    stops every one (it used to tear down under the starting duties: an AttributeError in
+    the role task, and jobs started after the stop)."""
+    async with running(pg_url, "a") as a, running(pg_url, "b") as b:
+        await wait_for(lambda: role(a) == LEADER, 5)
+        entered = asyncio.Event()
+        start_desk = b._start_desk
+        order: list[str] = []
+
+        async def slow_desk() -> None:
+            entered.set()
+            await asyncio.sleep(1.0)
+            await start_desk()
+            order.append("duties started")
+
+        monkeypatch.setattr(b, "_start_desk", slow_desk)
+        await a.stop()
+        await asyncio.wait_for(entered.wait(), 5)  # b's takeover is half-way
+        caplog.clear()
+        await b.stop()
+        order.append("stopped")
+        await asyncio.sleep(0.2)  # anything still starting would show now
+        assert order == ["duties started", "stopped"]
+        assert b.scheduler is None and b.prober is None and b.desk is None
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _start(url: str, port: int, name: str, log: Path) -> subprocess.Popen[bytes]:
