@@ -20,7 +20,11 @@ _REASON_PROPS: dict[str, Any] = {
 _ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "string"}, "detail": {}},
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {},
+        "leader": {"type": ["string", "null"], "description": "a standby's 503: who leads"},
+    },
 }
 _STATE_PROPS: dict[str, Any] = {
     "status": {"type": "string", "enum": ["ON", "OFF", "UNKNOWN"]},
@@ -207,6 +211,14 @@ _ERRORS = {
         "503": "storage unavailable",
     }.items()
 }
+
+# A write on a standby (PostgreSQL, docs/postgresql.md) is refused the same way as one the
+# storage cannot take: 503 with Retry-After; retry here or at the leader the body names.
+_WRITE_503 = {
+    **_json(_ref("Error"), "storage unavailable, or this instance is a standby ('leader')"),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/onts"): {
@@ -466,7 +478,8 @@ def spec(app: web.Application) -> dict[str, Any]:
     for method, path in sorted(app_routes(app), key=lambda mp: (mp[1], mp[0])):
         op = dict(OPERATIONS.get((method, path), {"summary": path, "responses": {}}))
         op["responses"] = {**op["responses"], **_ERRORS}
-        if method in {"POST", "DELETE"}:
+        if method in WRITE_METHODS:
+            op["responses"]["503"] = _WRITE_503
             op["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method.lower()] = op
     components = {

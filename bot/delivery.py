@@ -382,15 +382,17 @@ class Delivery:
             ok = await self.outbox.claim(row_ids, self.epoch, self.wall())
         except Exception as exc:
             if self.epoch == NO_LEASE:
-                log.warning("delivery: rows %s not claimed (%s); sending anyway", row_ids, exc)
+                log.warning(
+                    "delivery: %s not claimed (%s); sending anyway", rows_text(row_ids), exc
+                )
                 return True
-            log.warning("delivery: rows %s not claimed (%s); not sent yet", row_ids, exc)
+            log.warning("delivery: %s not claimed (%s); not sent yet", rows_text(row_ids), exc)
             return None
         if not ok:
             log.error(
-                "delivery: rows %s are claimed by an epoch newer than %s: another instance "
+                "delivery: %s are claimed by an epoch newer than %s: another instance "
                 "leads; delivery stops",
-                row_ids,
+                rows_text(row_ids),
                 self.epoch,
             )
             self.deposed = True
@@ -415,7 +417,7 @@ class Delivery:
             await self.outbox.mark_sent(row_ids, message_id, self.wall())
         except Exception:
             # Kept in _unmarked, so this process never sends them again; retried below.
-            log.exception("delivery: sent rows %s not yet marked in the database", row_ids)
+            log.exception("delivery: sent %s not yet marked in the database", rows_text(row_ids))
             self._pending_marks.append((row_ids, message_id))
             return
         self._unmarked.difference_update(row_ids)
@@ -429,3 +431,12 @@ class Delivery:
                 return
             self._pending_marks.popleft()
             self._unmarked.difference_update(row_ids)
+
+
+def rows_text(row_ids: tuple[int, ...], shown: int = 5) -> str:
+    """Outbox row ids for a log line: all of a few, else the count and the first ones (one
+    message of a mass outage folds a thousand rows)."""
+    if len(row_ids) <= shown:
+        return "rows " + ", ".join(map(str, row_ids))
+    head = ", ".join(map(str, row_ids[:shown]))
+    return f"{len(row_ids)} rows ({head}, …)"

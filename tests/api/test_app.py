@@ -29,6 +29,17 @@ async def test_every_route_is_in_openapi(client: TestClient) -> None:
             assert any(code.startswith("2") for code in op["responses"]), path
 
 
+async def test_every_write_documents_the_standbys_503(client: TestClient) -> None:
+    """A standby refuses every write with 503 and Retry-After (web/standby.py): documented."""
+    spec = await (await client.get("/api/openapi.json")).json()
+    writes = [op for ops in spec["paths"].values() for m, op in ops.items() if m != "get"]
+    assert writes
+    for op in writes:
+        answer = op["responses"]["503"]
+        assert "standby" in answer["description"] and "Retry-After" in answer["headers"]
+    assert "leader" in spec["components"]["schemas"]["Error"]["properties"]
+
+
 async def test_push_json_then_state_and_notification(client: TestClient) -> None:
     r = await client.post("/api/ont-status/2", json={"status": "OFF", "rto_count": 3})
     assert r.status == 200

@@ -255,3 +255,17 @@ async def test_429s_for_several_chats_pause_every_chat(start_bot: Start) -> None
         for chat in chats:
             joined = "\n".join(fake.texts_to(chat))
             assert joined.count("(id 1)") == 1 and joined.count("(id 2)") == 1
+
+
+@pytest.mark.parametrize(
+    ("ids", "text"),
+    [
+        ((7,), "rows 7"),
+        ((1, 2, 3, 4, 5), "rows 1, 2, 3, 4, 5"),
+        (tuple(range(10, 1010)), "1000 rows (10, 11, 12, 13, 14, …)"),
+    ],
+)
+def test_a_log_line_names_a_few_rows_and_counts_many(ids: tuple[int, ...], text: str) -> None:
+    from bot.delivery import rows_text
+
+    assert rows_text(ids) == text
