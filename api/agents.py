@@ -139,6 +139,7 @@ async def _agent(request: web.Request) -> tuple[AgentDesk, str]:
     token = _bearer(request)
     name = await desk.authenticate(token) if token is not None else None
     if name is not None:
+        desk.heard_from(name)
         return desk, name
     principal = request.get("principal")
     if token is not None and getattr(principal, "via", "") == "token":

@@ -194,18 +194,28 @@ class Quiet:
     sweep: list[float]  # each agent's last sweep duration (s)
     online: int
     rss: list[float]  # MB: the centre, then each agent
+    stats: tuple[dict[str, Any], dict[str, Any]]  # /api/stats before and after the window
+    alerts: int  # messages to the alert group during the window (a quiet network: 0)
+    states: list[str]  # each agent's state after the window
 
 
 def measure_quiet(
-    svc: ServiceProcess, agents: Sequence[Agent], counters: Counters, seconds: float
+    svc: ServiceProcess,
+    fake: FakeBotProcess,
+    agents: Sequence[Agent],
+    counters: Counters,
+    seconds: float,
 ) -> Quiet:
-    """CPU and bytes over `seconds` of a quiet network; no request to the centre meanwhile."""
+    """CPU and bytes over `seconds` of a quiet network; no request to the centre meanwhile
+    (its /api/stats is read just before and after; the fake Bot API counts the alerts)."""
     pids = [svc.proc.pid, *(a.proc.pid for a in agents)]
+    before, sent0 = svc.get("/api/stats"), len(fake.sent(GROUP))
     t0, cpu0, bytes0 = time.monotonic(), [cpu_seconds(p) for p in pids], counters.read()
     time.sleep(seconds)
     wall = time.monotonic() - t0
     cpu = [100 * (cpu_seconds(p) - c) / wall for p, c in zip(pids, cpu0, strict=True)]
     bytes1 = counters.read()
+    after = svc.get("/api/stats")
     listing = svc.get("/api/agents")
     items = listing["agents"] if isinstance(listing, dict) else listing
     sweeps = [float((a.get("sweep") or {}).get("duration") or 0) for a in items]
@@ -216,8 +226,11 @@ def measure_quiet(
         to_centre=bytes1["to_centre"] - bytes0["to_centre"],
         from_centre=bytes1["from_centre"] - bytes0["from_centre"],
         sweep=sweeps,
-        online=int(svc.get("/api/stats").get("online", 0)),
+        online=int(after.get("online", 0)),
         rss=[rss_mb(p) for p in pids],
+        stats=(before, after),
+        alerts=len(fake.sent(GROUP)) - sent0,
+        states=[str(a.get("state", "?")) for a in items],
     )
 
 
@@ -377,8 +390,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.onts} ONTs imported in {setup['import']:.0f} s, all ON after "
               f"{setup['online']:.0f} s; settling {2 * args.interval:g} s", flush=True)  # fmt: skip
         time.sleep(2 * args.interval)
-        quiet = measure_quiet(svc, agents, counters, args.seconds)
-        print(f"quiet window done ({quiet.online} ON); silencing {args.silence} ONTs", flush=True)
+        quiet = measure_quiet(svc, fake, agents, counters, args.seconds)
+        print(
+            f"quiet window done: stats before {quiet.stats[0]}, after {quiet.stats[1]};"
+            f" {quiet.alerts} alerts meanwhile; agents {quiet.states};"
+            f" silencing {args.silence} ONTs",
+            flush=True,
+        )
         trials = [
             silence_one(svc, fake, row, rng.uniform(0, args.interval))
             for row in pick(rows, args.silence, args.agents, rng)

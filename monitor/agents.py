@@ -407,6 +407,7 @@ class _Live:
     """What the desk knows of one agent beyond its config (in memory; contacts persisted)."""
 
     last_contact: datetime | None = None
+    heard: datetime | None = None  # its latest request's arrival (before the desk got to it)
     lost_since: datetime | None = None
     epoch: str | None = None
     last_seq: int | None = None
@@ -424,6 +425,7 @@ class _Live:
     reports: int = 0
     unsaved: bool = False
     unobserved: str = ""  # the assignment version whose ONTs were made UNKNOWN when lost
+    unobserved_ids: frozenset[str] = frozenset()  # those ONTs
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def contact(self, name: str) -> AgentContact:
@@ -649,6 +651,14 @@ class AgentDesk:
 
     # -- reports --------------------------------------------------------------------------
 
+    def heard_from(self, name: str) -> None:
+        """A request of the agent arrived (its token checked): it is alive from now on, even
+        if the centre is slow to read and apply what it sent (a busy centre must not
+        declare its agents lost for its own delay)."""
+        live = self._live.get(name)
+        if live is not None:
+            live.heard = self.clock()
+
     async def report(self, name: str, report: AgentReport) -> ReportAnswer:
         """Apply one agent report: in time order, only its own ONTs, once per (epoch, seq)."""
         live = self._live.setdefault(name, _Live())
@@ -658,7 +668,10 @@ class AgentDesk:
             await self._contact(name, live, report, now)
             version = self._assignment(name).version
             if _duplicate(live, report):
-                want = self._wants_full(live, report, version)
+                # applied before, maybe before the agent was lost and its ONTs made UNKNOWN
+                # (an answer that never reached it): it re-states nothing now, so a full
+                # report is still due if one was
+                want = live.want_full or report.assignment != version
                 return ReportAnswer(0, 0, 0, True, want, version)
             accepted, stale, refused = await self._apply(name, report, now)
             live.epoch, live.last_seq = report.epoch, report.seq
@@ -771,19 +784,32 @@ class AgentDesk:
         # Silence is counted from the desk's start at the earliest: the centre being down
         # is no fault of the agent's, which gets a whole window to report again.
         start = self._started or now
-        since = live.last_contact if live.last_contact and live.last_contact > start else start
+        heard = [t for t in (live.last_contact, live.heard) if t is not None and t > start]
+        since = max(heard, default=start)
         interval = live.interval or self.default_interval
         return liveness(since, interval, live.lost_since is not None, now, self.lost_after)
 
     async def _unobserve_moved(self) -> None:
-        """ONTs given to an agent while it is lost are not observed either: UNKNOWN too."""
-        for name, live in self._live.items():
+        """ONTs given to an agent while it is lost are not observed either: UNKNOWN too.
+
+        Only those that joined, and under the agent's lock: a report that comes in meanwhile
+        (the agent is back) is applied before or after, never interleaved with this mark,
+        which would turn ONTs its report had just seen ON back to UNKNOWN.
+        """
+        for name, live in list(self._live.items()):
             if live.lost_since is None or name not in self._plan.by_agent:
                 continue
-            assignment = self._plan.by_agent[name]
-            if live.unobserved and live.unobserved != assignment.version:
-                await self.engine.mark_unobserved([i for i, _ in assignment.targets], agent=name)
-            live.unobserved = assignment.version
+            async with live.lock:
+                assignment = self._plan.by_agent.get(name)
+                if live.lost_since is None or assignment is None:
+                    continue  # it came back while we waited for the lock
+                if live.unobserved == assignment.version:
+                    continue
+                ids = [i for i, _ in assignment.targets]
+                joined = [i for i in ids if i not in live.unobserved_ids]
+                if joined:
+                    await self.engine.mark_unobserved(joined, agent=name)
+                live.unobserved, live.unobserved_ids = assignment.version, frozenset(ids)
 
     async def _lose(self, name: str, now: datetime) -> bool:
         """One "agent lost" alert; its ONTs UNKNOWN (not OFF); persisted at once."""
@@ -794,7 +820,7 @@ class AgentDesk:
             assignment = self._assignment(name)
             ids = [ont_id for ont_id, _ in assignment.targets]
             await self.engine.mark_unobserved(ids, agent=name)
-            live.unobserved = assignment.version
+            live.unobserved, live.unobserved_ids = assignment.version, frozenset(ids)
             since = live.last_contact or self._started or now
             silent = round((now - since).total_seconds())
             reason = Reason.of(ReasonCode.AGENT_LOST, agent=name, onts=len(ids), silent_s=silent)

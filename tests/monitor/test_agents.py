@@ -322,6 +322,40 @@ async def test_duplicate_epoch_seq_is_not_applied_twice(
     assert not fresh.duplicate and engine.states["B1"].rto_count == 3
 
 
+async def test_a_full_report_applied_before_a_loss_and_resent_after_it_is_still_due(
+    desk: AgentDesk, engine: Engine, clock: ManualClock
+) -> None:
+    """The centre applied a full report but its answer never reached the agent (a timeout);
+    the agent was then declared lost and its ONTs made UNKNOWN. The resent report is a
+    duplicate: applying nothing, it must leave the full report due (it used to clear it, and
+    the ONTs stayed UNKNOWN until the refresh ring came round to each, 5 minutes)."""
+    assignment = (await desk.assignment("POP-1")).version
+    all_on = [("B1", 0, 0), ("B2", 0, 0), ("B3", 0, 0)]
+    await desk.report("POP-1", report(1, all_on, clock, assignment=assignment, full=True))
+    clock.advance(seconds=20)
+    assert "POP-1" in await desk.check()
+    assert engine.states["B1"].status is Status.UNKNOWN
+    resent = await desk.report("POP-1", report(1, all_on, clock, assignment=assignment, full=True))
+    assert resent.duplicate and resent.want_full
+    after = await desk.report("POP-1", report(2, all_on, clock, assignment=assignment, full=True))
+    assert not after.want_full
+    assert {engine.states[i].status for i in ("B1", "B2", "B3")} == {Status.ON}
+
+
+async def test_a_request_that_arrived_in_time_is_contact_however_slow_the_centre(
+    desk: AgentDesk, clock: ManualClock
+) -> None:
+    """Contact counts from a request's arrival, not from when the busy centre applied it."""
+    await desk.report("POP-1", report(1, [("B1", 0, 0)], clock))
+    await desk.report("POP-2", report(1, [("K1", 0, 0)], clock))
+    clock.advance(seconds=14)
+    desk.heard_from("POP-1")  # its next report arrived; the centre is still busy
+    clock.advance(seconds=2)  # 16 s since POP-1's last applied report
+    assert await desk.check() == ["POP-2"]
+    clock.advance(seconds=14)
+    assert await desk.check() == ["POP-1"]  # then silent for a whole window: lost
+
+
 async def test_foreign_onts_refused_and_counted(
     desk: AgentDesk, engine: Engine, clock: ManualClock
 ) -> None:
