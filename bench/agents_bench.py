@@ -332,6 +332,8 @@ def table(args: argparse.Namespace, q: Quiet, trials: list[Trial], setup: dict[s
         f"**{total_min / 1e3:.1f} kB/min** in all, {total_min / args.agents / 1e3:.1f} kB/min "
         f"per agent ({q.to_centre * per_min / 1e3:.1f} kB/min up, "
         f"{q.from_centre * per_min / 1e3:.1f} kB/min down) |",
+        f"| the quiet window: ONTs ON before / after; alerts sent | "
+        f"{q.stats[0].get('online', 0):,} / {q.stats[1].get('online', 0):,}; {q.alerts} |",
         f"| silent → first Telegram alert ({len(firsts)} of {len(trials)} ONTs) | "
         f"**{span(firsts)}** |",
         f"| silent → the alert says OFF (edited in place at rto 3, critical; "
@@ -391,10 +393,10 @@ def run(args: argparse.Namespace) -> int:
               f"{setup['online']:.0f} s; settling {2 * args.interval:g} s", flush=True)  # fmt: skip
         time.sleep(2 * args.interval)
         quiet = measure_quiet(svc, fake, agents, counters, args.seconds)
+        counts = [{k: st.get(k) for k in ("online", "offline", "unknown")} for st in quiet.stats]
         print(
-            f"quiet window done: stats before {quiet.stats[0]}, after {quiet.stats[1]};"
-            f" {quiet.alerts} alerts meanwhile; agents {quiet.states};"
-            f" silencing {args.silence} ONTs",
+            f"quiet window done: before {counts[0]}, after {counts[1]}; {quiet.alerts} alerts"
+            f" meanwhile; agents {quiet.states}; silencing {args.silence} ONTs",
             flush=True,
         )
         trials = [
