@@ -139,7 +139,6 @@ async def _agent(request: web.Request) -> tuple[AgentDesk, str]:
     token = _bearer(request)
     name = await desk.authenticate(token) if token is not None else None
     if name is not None:
-        desk.heard_from(name)
         return desk, name
     principal = request.get("principal")
     if token is not None and getattr(principal, "via", "") == "token":
@@ -179,14 +178,15 @@ async def agent_assignment(request: web.Request) -> web.StreamResponse:
 async def agent_report(request: web.Request) -> web.Response:
     """One report of the agent's queue: applied once, in time order, only its own ONTs."""
     desk, name = await _agent(request)
-    raw = await read_limited(request, MAX_REPORT_BODY)  # aiohttp has undone a gzip encoding
-    if not raw.strip():
-        raise ApiError(400, "empty body", "expected a JSON object")
-    if len(raw) > OFF_LOOP_BYTES:
-        report = await asyncio.to_thread(parse_report, raw)
-    else:
-        report = parse_report(raw)
-    answer = await desk.report(name, report)
+    with desk.receiving(name):
+        raw = await read_limited(request, MAX_REPORT_BODY)  # aiohttp undid a gzip encoding
+        if not raw.strip():
+            raise ApiError(400, "empty body", "expected a JSON object")
+        if len(raw) > OFF_LOOP_BYTES:
+            report = await asyncio.to_thread(parse_report, raw)
+        else:
+            report = parse_report(raw)
+        answer = await desk.report(name, report)
     return web.json_response(answer.record())
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import enum
 import hashlib
 import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -407,7 +408,8 @@ class _Live:
     """What the desk knows of one agent beyond its config (in memory; contacts persisted)."""
 
     last_contact: datetime | None = None
-    heard: datetime | None = None  # its latest request's arrival (before the desk got to it)
+    heard: datetime | None = None  # the latest arrival of a report still being received
+    receiving: int = 0  # its reports being read and applied right now
     lost_since: datetime | None = None
     epoch: str | None = None
     last_seq: int | None = None
@@ -651,13 +653,21 @@ class AgentDesk:
 
     # -- reports --------------------------------------------------------------------------
 
-    def heard_from(self, name: str) -> None:
-        """A request of the agent arrived (its token checked): it is alive from now on, even
-        if the centre is slow to read and apply what it sent (a busy centre must not
-        declare its agents lost for its own delay)."""
+    @contextlib.contextmanager
+    def receiving(self, name: str) -> Iterator[None]:
+        """While a report of the agent is read and applied, its arrival counts as contact: a
+        busy centre must not declare its agents lost for its own delay. A report refused
+        (4xx) counts for nothing once it is answered."""
         live = self._live.get(name)
-        if live is not None:
-            live.heard = self.clock()
+        if live is None:
+            yield
+            return
+        live.receiving += 1
+        live.heard = self.clock()
+        try:
+            yield
+        finally:
+            live.receiving -= 1
 
     async def report(self, name: str, report: AgentReport) -> ReportAnswer:
         """Apply one agent report: in time order, only its own ONTs, once per (epoch, seq)."""
@@ -784,8 +794,9 @@ class AgentDesk:
         # Silence is counted from the desk's start at the earliest: the centre being down
         # is no fault of the agent's, which gets a whole window to report again.
         start = self._started or now
-        heard = [t for t in (live.last_contact, live.heard) if t is not None and t > start]
-        since = max(heard, default=start)
+        heard = live.heard if live.receiving else None
+        contacts = [t for t in (live.last_contact, heard) if t is not None and t > start]
+        since = max(contacts, default=start)
         interval = live.interval or self.default_interval
         return liveness(since, interval, live.lost_since is not None, now, self.lost_after)
 

@@ -345,15 +345,16 @@ async def test_a_full_report_applied_before_a_loss_and_resent_after_it_is_still_
 async def test_a_request_that_arrived_in_time_is_contact_however_slow_the_centre(
     desk: AgentDesk, clock: ManualClock
 ) -> None:
-    """Contact counts from a request's arrival, not from when the busy centre applied it."""
+    """A report being received counts from its arrival, not from when the busy centre gets
+    to apply it; one refused counts for nothing."""
     await desk.report("POP-1", report(1, [("B1", 0, 0)], clock))
     await desk.report("POP-2", report(1, [("K1", 0, 0)], clock))
     clock.advance(seconds=14)
-    desk.heard_from("POP-1")  # its next report arrived; the centre is still busy
-    clock.advance(seconds=2)  # 16 s since POP-1's last applied report
-    assert await desk.check() == ["POP-2"]
-    clock.advance(seconds=14)
-    assert await desk.check() == ["POP-1"]  # then silent for a whole window: lost
+    with desk.receiving("POP-1"):  # its next report arrived; the busy centre is reading it
+        clock.advance(seconds=2)  # 16 s since POP-1's last applied report
+        assert await desk.check() == ["POP-2"]
+    # that report was refused (a 4xx), so it was no contact after all
+    assert await desk.check() == ["POP-1"]
 
 
 async def test_foreign_onts_refused_and_counted(
