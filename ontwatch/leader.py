@@ -10,6 +10,11 @@ duty's state half-way; a fresh process cannot get that wrong.
 
 Graceful shutdown releases the lease after the last write, so a standby takes over at its
 next try instead of waiting the lease out.
+
+The renewals run on a thread of their own (`Renewer`, its own event loop and connection): a
+leader's loop busy for seconds (a 20,000-problem bulk push) must not starve its lease. The
+loop beats every period; when it has not beaten for HUNG_LEASES leases the renewer lets the
+lease run out, so a leader whose loop hangs does not keep it forever.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ if TYPE_CHECKING:  # psycopg is imported only when PostgreSQL is used
 log = logging.getLogger("ontwatch.leader")
 
 EXIT_LOST_LEASE = 75  # EX_TEMPFAIL: the lease was lost; the supervisor restarts us (standby)
+HUNG_LEASES = 2.0  # the loop silent this many leases: the renewer stops renewing
 LEADER, STANDBY = "leader", "standby"
 
 
@@ -61,6 +68,7 @@ class RoleManager:
         self.info: LeaseInfo | None = None  # the row as last read
         self.lost: str | None = None  # why the lease was lost, once it was
         self._deadline = 0.0  # monotonic time by which our lease surely ends, unless renewed
+        self._beat = time.monotonic()  # the loop's last sign of life (the renewer reads it)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._duties_settled = asyncio.Event()  # become_leader returned or raised
@@ -116,9 +124,7 @@ class RoleManager:
 
     def fence_lost(self) -> None:
         """The fence refused a write (from any thread): the lease is gone."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._lose, "a write found the lease gone")
+        self.lose_soon("a write found the lease gone")
 
     # -- the loops ------------------------------------------------------------------------
 
@@ -127,7 +133,9 @@ class RoleManager:
         self.role = LEADER
         # Renewals run from the moment the lease is ours: starting the duties (loading a large
         # state, the bot connecting) may take longer than the lease.
-        renewals = asyncio.create_task(self._renewals(), name="ontwatch-lease-renewals")
+        renewer = Renewer(self, self.lease.twin())
+        renewer.start()
+        watch = asyncio.create_task(self._watch(), name="ontwatch-lease-watch")
         try:
             try:
                 await self._become_leader(epoch)
@@ -137,11 +145,13 @@ class RoleManager:
                 return
             finally:
                 self._duties_settled.set()
-            await renewals
+            await watch
         finally:
-            renewals.cancel()
+            watch.cancel()
+            renewer.stop()  # no renewal starts from now on
             with contextlib.suppress(asyncio.CancelledError):
-                await renewals
+                await watch
+            await asyncio.to_thread(renewer.join)
 
     async def _standby(self) -> int:
         """Try to take the lease every period until we have it."""
@@ -162,26 +172,27 @@ class RoleManager:
                 return epoch
             await asyncio.sleep(self.period)
 
-    async def _renewals(self) -> None:
-        """Renew every period; a refusal, or no success before the lease ends, loses it."""
+    async def _watch(self) -> None:
+        """On the loop: beat for the renewer, lose the lease once it ran out unrenewed (this
+        process was frozen, or the database unreachable), read the row for /healthz."""
         while self.lost is None:
-            await asyncio.sleep(max(0.0, min(self.period, self._deadline - time.monotonic())))
-            started = time.monotonic()
-            if started >= self._deadline:  # e.g. this process was frozen past its lease
+            self._beat = time.monotonic()
+            if self._beat >= self._deadline:
                 self._lose("the lease ran out before it could be renewed")
                 return
-            try:
-                held = await self.lease.renew()
-            except self.lease.errors as exc:
-                log.warning("lease renewal failed (%s); retrying until it runs out", exc)
-                await asyncio.sleep(min(0.5, self.period))
-                continue
-            if not held:
-                self._lose("the lease was taken by another instance")
-                return
-            self._deadline = started + self.lease.ttl
             with contextlib.suppress(*self.lease.errors):
                 self.info = await self.lease.current()
+            await asyncio.sleep(max(0.0, min(self.period, self._deadline - time.monotonic())))
+
+    def renewed(self, started: float) -> None:
+        """A renewal that started at `started` (monotonic) succeeded (from the renewer)."""
+        self._deadline = started + self.lease.ttl
+
+    def lose_soon(self, reason: str) -> None:
+        """_lose on the loop, from any thread (the renewer's, the writer's)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._lose, reason)
 
     def _lose(self, reason: str) -> None:
         if self.lost is not None:
@@ -194,3 +205,69 @@ class RoleManager:
             EXIT_LOST_LEASE,
         )
         self._on_lost(reason)
+
+
+class Renewer:
+    """Renews the manager's lease every period from a thread with its own event loop and
+    lease connection, whatever the service's loop is doing; tells the manager of each
+    success (renewed) and of a loss (lose_soon)."""
+
+    def __init__(self, manager: RoleManager, lease: Lease) -> None:
+        self.manager, self.lease = manager, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), name="ontwatch-lease-renewer", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No renewal starts after this returns (one under way finishes)."""
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    async def _run(self) -> None:
+        try:
+            await self._renewals()
+        finally:
+            await self.lease.close()
+
+    async def _renewals(self) -> None:
+        manager, period, ttl = self.manager, self.manager.period, self.lease.ttl
+        quiet = False
+        while await self._wait(period):
+            started = time.monotonic()
+            if started >= manager._deadline:  # e.g. this process was frozen past its lease
+                manager.lose_soon("the lease ran out before it could be renewed")
+                return
+            if started - manager._beat > HUNG_LEASES * ttl:
+                if not quiet:
+                    log.error("the event loop has not run for %.0f s: the lease is let run out",
+                              started - manager._beat)  # fmt: skip
+                quiet = True
+                continue
+            quiet = False
+            try:
+                held = await self.lease.renew()
+            except self.lease.errors as exc:
+                log.warning("lease renewal failed (%s); retrying until it runs out", exc)
+                period = min(0.5, manager.period)
+                continue
+            period = manager.period
+            if not held:
+                manager.lose_soon("the lease was taken by another instance")
+                return
+            manager.renewed(started)
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep in short steps; False once stopped."""
+        until = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, 0.05))
+        return False

@@ -148,6 +148,13 @@ class Lease:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
 
+    def twin(self) -> Lease:
+        """The same lease (instance, epoch) on a connection of its own, for another thread
+        and event loop (the role manager's renewer)."""
+        other = Lease(self.url, self.instance, self.ttl)
+        other.epoch = self.epoch
+        return other
+
     async def open(self) -> Lease:
         """Connect and make sure the row exists."""
         await self._run("SELECT 1", {})

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e]
 ONTS = 200
 WORKERS = 40  # concurrent connections; each owns ONTS / WORKERS ONTs, so per-ONT order is known
 TOTAL = 20_000
-BUDGET_S = 10.0
+BUDGET_S = 60.0  # bounds the load; the kill comes at KILL_AFTER_ACKED, however slow the machine
 KILL_AFTER_ACKED = 12_000
 
 

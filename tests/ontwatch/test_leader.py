@@ -230,6 +230,60 @@ async def test_the_lease_is_renewed_while_the_duties_start(pg_url: str) -> None:
         await other.close()
 
 
+async def _leading(pg_url: str, ttl: float, lost: list[str]) -> Any:
+    from ontwatch.leader import RoleManager
+    from storage.leadership import Lease
+
+    led = asyncio.Event()
+
+    async def duties(epoch: int) -> None:
+        led.set()
+
+    manager = RoleManager(
+        await Lease(pg_url, "a", ttl).open(), become_leader=duties, on_lost=lost.append
+    )
+    manager.start()
+    await asyncio.wait_for(led.wait(), 10)
+    return manager
+
+
+async def test_a_loop_busy_longer_than_the_lease_keeps_it(pg_url: str) -> None:
+    """The renewals run on their own thread: a loop blocked for longer than the lease (a
+    large bulk push being applied) does not lose it, and nobody else can take it."""
+    from storage.leadership import Lease
+
+    ttl, lost = 1.5, []
+    manager = await _leading(pg_url, ttl, lost)
+    other = await Lease(pg_url, "b", ttl).open()
+    try:
+        time.sleep(ttl * 1.6)  # noqa: ASYNC251 -- the loop busy (blocked), under HUNG_LEASES
+        await asyncio.sleep(ttl / 2)  # the watcher runs again
+        assert lost == [] and manager.leadership().role == LEADER
+        assert await other.acquire() is None
+    finally:
+        await manager.stop()
+        await other.close()
+
+
+async def test_a_hung_loop_lets_the_lease_run_out(pg_url: str) -> None:
+    """The loop silent for HUNG_LEASES leases: the renewer stops, the lease runs out, a
+    standby may take it, and this manager then knows it lost it."""
+    from ontwatch.leader import HUNG_LEASES
+    from storage.leadership import Lease
+
+    ttl, lost = 1.0, []
+    manager = await _leading(pg_url, ttl, lost)
+    other = await Lease(pg_url, "b", ttl).open()
+    try:
+        time.sleep((HUNG_LEASES + 1) * ttl + 0.5)  # noqa: ASYNC251 -- the loop hung
+        assert await other.acquire() is not None
+        await wait_for(lambda: lost != [], 5)
+        assert manager.leadership().role != LEADER or manager.lost is not None
+    finally:
+        await manager.stop(release=False)
+        await other.close()
+
+
 async def test_a_stop_during_a_takeover_waits_for_its_duties_then_stops_them(
     pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

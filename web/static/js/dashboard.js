@@ -5,7 +5,7 @@ import { el, ontHref, syncEmpty } from "./dom.js";
 import { duration, since, t, when } from "./format.js";
 import { initHeader, toast } from "./header.js";
 import { initKeys } from "./keys.js";
-import { on, reloadPage, start } from "./live.js";
+import { connected, on, reloadPage, start } from "./live.js";
 
 const OFFLINE_ROWS = 500;
 const LATEST_ITEMS = 20;
@@ -57,15 +57,21 @@ function refreshAreasSoon() {
   if (areasTimer !== null) return;
   areasTimer = setTimeout(async () => {
     areasTimer = null;
-    if (!areasDue) return;
+    if (!areasDue || !connected()) return; // the service is away: the next hello asks again
     areasDue = false;
     try {
       const response = await fetch("/api/stats", { headers: { Accept: "application/json" } });
       if (response.ok) renderAreas((await response.json()).by_area || {});
     } catch (err) {
-      console.warn("dashboard: stats fetch failed", err);
+      areasDue = true;
+      if (connected()) console.warn("dashboard: stats fetch failed", err);
     }
   }, AREAS_EVERY_MS);
+}
+
+// (Re)connected: areas that changed while the service was away are read again.
+function onHello() {
+  if (areasDue) refreshAreasSoon();
 }
 
 function renderAreas(byArea) {
@@ -234,6 +240,7 @@ if (outageList) {
 loadOffline();
 initHeader();
 initKeys();
+on("hello", onHello);
 on("stats", applyStats);
 on("onts", applyOnts);
 on("notifications", applyNotifications);

@@ -93,6 +93,11 @@ async function checkSession() {
   }
 }
 
+// Whether the stream is open: a page's own requests wait for it while the service is away.
+export function connected() {
+  return source !== null && source.readyState === EventSource.OPEN;
+}
+
 export function start() {
   if (source === null && typeof EventSource !== "undefined") connect();
 }
